@@ -1,0 +1,32 @@
+/**
+ * `mos call METHOD [JSON]`: call any method with JSON params and print the result as 2-space indented
+ * JSON (`null` when there is none), as mos does.
+ */
+import type { Command } from "commander";
+import { UsageError } from "../../errors.js";
+import type { CliContext } from "../context.js";
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command("call")
+    .description("call a device method with optional JSON params and print its result")
+    .argument("<method>", "method name, e.g. Sys.GetInfo")
+    .argument("[json]", "params as a JSON string")
+    .action(async (method: string, json: string | undefined) => {
+      let params: unknown;
+      if (json !== undefined && json !== "") {
+        try {
+          params = JSON.parse(json);
+        } catch {
+          throw new UsageError(`Args [${json}] is not a valid JSON string`);
+        }
+      }
+      const device = await ctx.connect();
+      try {
+        const result = await device.call(method, params, { timeout: ctx.opts.timeout });
+        ctx.printJson(result);
+      } catch (e) {
+        throw e instanceof Error && "inStep" in e ? (e as import("../../errors.js").RemosError).inStep(`call ${method}`) : e;
+      }
+    });
+}

@@ -1,0 +1,58 @@
+/**
+ * What every command gets: the parsed global flags, a way to connect to the device they name, and output
+ * helpers that honour --json and --verbose.
+ */
+import type { Command } from "commander";
+import { type Device, connect } from "../api/device.js";
+import { UsageError } from "../errors.js";
+import { setDebugAreas } from "../log.js";
+import { type GlobalOptions, deviceOptions } from "./options.js";
+
+export class CliContext {
+  private readonly program: Command;
+  private device: Device | undefined;
+
+  constructor(program: Command) {
+    this.program = program;
+  }
+
+  get opts(): GlobalOptions {
+    return this.program.opts<GlobalOptions>();
+  }
+
+  /** Apply flags that act before any command runs (--verbose turns on the frame trace). */
+  applyGlobalEffects(): void {
+    if (this.opts.verbose) setDebugAreas("*");
+  }
+
+  /** Resolve `--port auto` (the first serial port) and connect. The link is closed by `finish`. */
+  async connect(): Promise<Device> {
+    if (this.device) return this.device;
+    let port = this.opts.port;
+    if (!port || port === "auto") port = await autoPort();
+    this.device = await connect(port, deviceOptions(this.opts));
+    return this.device;
+  }
+
+  /** Print a result: JSON with --json, else the command's text. */
+  print(text: string): void {
+    process.stdout.write(text.endsWith("\n") ? text : text + "\n");
+  }
+
+  printJson(value: unknown): void {
+    process.stdout.write(JSON.stringify(value, null, 2) + "\n");
+  }
+
+  async finish(): Promise<void> {
+    const d = this.device;
+    this.device = undefined;
+    if (d) await d.close().catch(() => undefined);
+  }
+}
+
+async function autoPort(): Promise<string> {
+  const { listSerialPorts } = await import("./ports.js");
+  const ports = await listSerialPorts();
+  if (ports.length === 0) throw new UsageError("no serial port found: give --port (e.g. --port /dev/ttyUSB0 or --port http://IP/rpc)");
+  return ports[0].path;
+}

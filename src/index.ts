@@ -1,0 +1,40 @@
+/**
+ * remos: the public API. `import { connect } from "remos"`.
+ */
+export * from "./errors.js";
+export { addLogSink, setDebugAreas, type LogEvent, type LogLevel, type LogSink } from "./log.js";
+export type { Channel, ChannelInfo, ChannelType, TlsPeerInfo } from "./rpc/channel.js";
+export {
+  type Frame,
+  type FrameAuth,
+  type FrameError,
+  type FrameId,
+  type JsonValue,
+  decodeFrame,
+  encodeFrame,
+  newRequestId,
+  normaliseId,
+} from "./rpc/frame.js";
+export { globMatch } from "./rpc/glob.js";
+export { RpcClient, type CallOptions, type Notification, type RpcClientOptions } from "./rpc/client.js";
+export {
+  RpcServer,
+  type DescribeResult,
+  type Handler,
+  type HandlerOptions,
+  type JsonSchema,
+  type PreHandler,
+  type RequestContext,
+  type RpcServerOptions,
+} from "./rpc/server.js";
+export type { Credentials, DigestAlgorithm } from "./rpc/digest.js";
+export { BaseChannel } from "./transport/base.js";
+export { LoopbackChannel, connectLoopback, listenLoopback } from "./transport/loopback.js";
+export {
+  openChannel,
+  parsePort,
+  registerTransport,
+  type ConnectOptions,
+  type TlsFileOptions,
+  type TransportConnect,
+} from "./transport/url.js";

@@ -1,0 +1,213 @@
+/**
+ * The RPC frame of spec §1 ("mg_rpc"/"clubby" v2) and its codec. Pure: no I/O.
+ *
+ * One frame is one JSON object; channels only differ in how they carry it. A frame with `method` is a
+ * request (a notification when it has no `id`); without `method` it is a response.
+ */
+import { BadFrameError } from "../errors.js";
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/** The in-frame digest credentials of spec §4.3. mos sends nonce and cnonce as JSON numbers. */
+export interface FrameAuth {
+  realm: string;
+  username: string;
+  nonce: number | string;
+  cnonce: number | string;
+  response: string;
+  algorithm?: string;
+  opaque?: string;
+}
+
+export interface FrameError {
+  code: number;
+  message?: string;
+}
+
+export type FrameId = number | string;
+
+export interface Frame {
+  v?: number;
+  src?: string;
+  dst?: string;
+  key?: string;
+  tag?: string;
+  id?: FrameId;
+  method?: string;
+  /** Arguments. On decode, the deprecated `args` is folded in here when `params` is absent. */
+  params?: unknown;
+  /** The deprecated synonym of params; set only when sending in `--mgrpc-compat-args` mode. */
+  args?: unknown;
+  result?: unknown;
+  error?: FrameError;
+  auth?: FrameAuth;
+  nr?: boolean;
+}
+
+/** The lowest and highest+1 ids mos generates: integers in [2^40, 2^41), safe as JS numbers. */
+export const ID_MIN = 2 ** 40;
+export const ID_LIMIT = 2 ** 41;
+
+/** A request id as mos makes them: a random integer in [2^40, 2^41). */
+export function newRequestId(): number {
+  return ID_MIN + Math.floor(Math.random() * ID_MIN);
+}
+
+/** Ids are matched after normalising to a string: the device echoes `"123"` as `123`. */
+export function normaliseId(id: FrameId): string {
+  return typeof id === "number" ? String(id) : id;
+}
+
+/**
+ * The id as a device echoes it (spec §1.3): a token of digits only goes back as a bare number, anything
+ * else as a string. `rawToken` is the id's text in the request when it was a number (precision-safe).
+ */
+export function echoId(id: FrameId, rawToken?: string): FrameId {
+  const text = typeof id === "string" ? id : (rawToken ?? String(id));
+  if (/^[0-9]+$/.test(text)) {
+    const n = Number(text);
+    if (Number.isSafeInteger(n)) return n;
+  }
+  return text;
+}
+
+export function isRequest(f: Frame): boolean {
+  return typeof f.method === "string";
+}
+
+export function isNotification(f: Frame): boolean {
+  return typeof f.method === "string" && f.id === undefined;
+}
+
+const STRING_FIELDS = ["src", "dst", "key", "tag", "method"] as const;
+
+export interface DecodedFrame {
+  frame: Frame;
+  /** Text of a numeric id in the source, for echoing ids beyond 2^53 or written as 1.0 exactly. */
+  rawId?: string;
+}
+
+/**
+ * Parse one frame from text. Throws BadFrameError for anything that is not a frame: not JSON, JSON that
+ * is not an object, an id that is neither number nor string, a non-string method/src/dst/tag, a
+ * non-numeric error.code. Unknown keys are ignored, as the firmware does.
+ */
+export function decodeFrame(text: string): DecodedFrame {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    // Firmware's GPIO.Int notification is one closing brace short (spec §1.2): accept that one repair.
+    try {
+      obj = JSON.parse(text + "}");
+    } catch {
+      throw new BadFrameError(`not JSON: ${(e as Error).message}`);
+    }
+  }
+  return fromObject(obj, text);
+}
+
+/** Validate an already-parsed value as a frame (see decodeFrame). */
+export function fromObject(obj: unknown, sourceText?: string): DecodedFrame {
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+    throw new BadFrameError("frame is not a JSON object");
+  }
+  const o = obj as Record<string, unknown>;
+  const f: Frame = {};
+  let rawId: string | undefined;
+  if (o.id !== undefined && o.id !== null) {
+    if (typeof o.id === "number") {
+      if (!Number.isFinite(o.id)) throw new BadFrameError("id is not a finite number");
+      f.id = o.id;
+      if (sourceText && !Number.isSafeInteger(o.id)) rawId = rawNumericId(sourceText);
+    } else if (typeof o.id === "string") {
+      f.id = o.id;
+    } else {
+      throw new BadFrameError(`id must be a number or a string, got ${typeName(o.id)}`);
+    }
+  }
+  for (const k of STRING_FIELDS) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== "string") throw new BadFrameError(`${k} must be a string, got ${typeName(v)}`);
+    f[k] = v;
+  }
+  if (typeof o.v === "number") f.v = o.v;
+  // `args` is the deprecated synonym; when both are present `params` wins (the firmware scans it last).
+  if (o.params !== undefined) f.params = o.params;
+  else if (o.args !== undefined) f.params = o.args;
+  if ("result" in o) f.result = o.result;
+  if (o.error !== undefined && o.error !== null) {
+    if (typeof o.error !== "object" || Array.isArray(o.error)) throw new BadFrameError("error must be an object");
+    const e = o.error as Record<string, unknown>;
+    const code = e.code === undefined ? 0 : e.code;
+    if (typeof code !== "number" || !Number.isFinite(code)) throw new BadFrameError("error.code must be a number");
+    f.error = { code: Math.trunc(code) };
+    if (e.message !== undefined && e.message !== null) f.error.message = String(e.message);
+  }
+  if (o.auth !== undefined && o.auth !== null) {
+    if (typeof o.auth !== "object" || Array.isArray(o.auth)) throw new BadFrameError("auth must be an object");
+    f.auth = o.auth as FrameAuth;
+  }
+  if (typeof o.nr === "boolean") f.nr = o.nr;
+  return rawId === undefined ? { frame: f } : { frame: f, rawId };
+}
+
+function rawNumericId(text: string): string | undefined {
+  const m = /"id"\s*:\s*(-?[0-9][0-9.eE+-]*)/.exec(text);
+  return m ? m[1] : undefined;
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  return typeof v;
+}
+
+/**
+ * The frame as the ordered object mos puts on the wire: `v, src, dst, key, tag, id, method, params,
+ * result, error, auth, nr, args`, each only when set. Responses built by RpcServer use the device order
+ * (`id, src, dst, tag, result|error`) by constructing the frame in that order; this keeps field order.
+ */
+function ordered(f: Frame): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (f.v !== undefined) o.v = f.v;
+  if (f.id !== undefined && f.method === undefined) {
+    // response: device order
+    o.id = f.id;
+    if (f.src !== undefined) o.src = f.src;
+    if (f.dst !== undefined) o.dst = f.dst;
+    if (f.tag !== undefined) o.tag = f.tag;
+    if (f.key !== undefined) o.key = f.key;
+  } else {
+    if (f.src !== undefined) o.src = f.src;
+    if (f.dst !== undefined) o.dst = f.dst;
+    if (f.key !== undefined) o.key = f.key;
+    if (f.tag !== undefined) o.tag = f.tag;
+    if (f.id !== undefined) o.id = f.id;
+    if (f.method !== undefined) o.method = f.method;
+  }
+  if (f.params !== undefined) o.params = f.params;
+  if (f.error !== undefined) o.error = f.error;
+  else if ("result" in f) o.result = f.result === undefined ? null : f.result;
+  if (f.auth !== undefined) o.auth = f.auth;
+  if (f.nr !== undefined) o.nr = f.nr;
+  if (f.args !== undefined) o.args = f.args;
+  return o;
+}
+
+/** Encode a frame as compact JSON text (UTF-8 characters unescaped; see `toAscii` for UART). */
+export function encodeFrame(f: Frame): string {
+  return JSON.stringify(ordered(f));
+}
+
+/** Escape every character >= 0x7f as \uXXXX: the UART firmware drops its buffer on any byte >= 0x80. */
+export function toAscii(json: string): string {
+  // eslint-disable-next-line no-control-regex
+  return json.replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+/** Byte length of a frame's text as UTF-8. */
+export function frameByteLength(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}

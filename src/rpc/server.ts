@@ -1,0 +1,237 @@
+/**
+ * RpcServer: the method table and the request dispatcher of spec §1.4-§1.5 and §3.1, over any Channel.
+ *
+ * - Handlers are registered by exact name or glob pattern (whole name, case-insensitive); the latest
+ *   registration is searched first, as in mg_rpc.
+ * - Built in: `RPC.List`, `RPC.Describe` (`args_fmt`, plus JSON Schemas when declared), `RPC.Ping`.
+ * - Unknown method → 404 `No handler for <Method>`; a thrown RpcError → its code and message; anything
+ *   else → 500 with the message only.
+ * - Frames without `id` are notifications: handled, never answered. A non-empty `dst` that is not one of
+ *   the server's local ids is dropped ("Wrong dst").
+ * - Pre-handlers (auth, ACL, reboot lockout) run before the handler and may throw RpcError or set the user.
+ */
+import { RpcError, errorMessage } from "../errors.js";
+import { debug } from "../log.js";
+import type { Channel, ChannelInfo } from "./channel.js";
+import { echoId, type DecodedFrame, type Frame } from "./frame.js";
+import { globMatch } from "./glob.js";
+
+/** A JSON Schema (draft 2020-12 subset) as a plain object. */
+export type JsonSchema = { [key: string]: unknown };
+
+export interface RequestContext {
+  /** The method as called (not the pattern that matched). */
+  method: string;
+  /** The whole request frame (with `params` normalised). */
+  frame: Frame;
+  /** The channel the request came on. */
+  channel: ChannelInfo;
+  /** The authenticated user, set by the link (HTTP/WS digest) or by a pre-handler (in-frame auth). */
+  user?: string;
+  /** Aborted when the channel closes or the server stops. */
+  signal: AbortSignal;
+  /** Send a frame back over the same channel (for notifications such as GPIO.Int). */
+  sendOnChannel(frame: Frame): Promise<void>;
+}
+
+export type Handler<P = unknown, R = unknown> = (params: P, ctx: RequestContext) => R | Promise<R>;
+
+export interface HandlerOptions {
+  /** Mongoose OS-style args format shown by RPC.Describe, e.g. `{filename: %Q, offset: %ld}`. */
+  argsFmt?: string;
+  /** JSON Schema of the params. */
+  argsSchema?: JsonSchema;
+  /** JSON Schema of the result. */
+  resultSchema?: JsonSchema;
+  description?: string;
+}
+
+interface Registration extends HandlerOptions {
+  pattern: string;
+  handler: Handler;
+}
+
+/** Runs before the handler; may set `ctx.user` or throw RpcError (401, 403, 418...). */
+export type PreHandler = (ctx: RequestContext) => void | Promise<void>;
+
+export interface RpcServerOptions {
+  /** The ids this server answers to (device.id). A request with another non-empty `dst` is dropped. */
+  localIds?: string[];
+  /** Add RPC.List / RPC.Describe / RPC.Ping (default true). */
+  builtins?: boolean;
+}
+
+export interface DescribeResult {
+  name: string;
+  args_fmt: string;
+  description?: string;
+  args_schema?: JsonSchema;
+  result_schema?: JsonSchema;
+}
+
+export class RpcServer {
+  private readonly registrations: Registration[] = [];
+  private readonly preHandlers: PreHandler[] = [];
+  private readonly served = new Map<Channel, { stop: () => void; abort: AbortController }>();
+  localIds: string[];
+
+  constructor(options: RpcServerOptions = {}) {
+    this.localIds = options.localIds ?? [];
+    if (options.builtins !== false) this.addBuiltins();
+  }
+
+  /** Register a handler for a method name or glob pattern. Later registrations take precedence. */
+  addHandler<P = unknown, R = unknown>(pattern: string, handler: Handler<P, R>, options: HandlerOptions = {}): this {
+    this.registrations.unshift({ ...options, pattern, handler: handler as Handler });
+    return this;
+  }
+
+  removeHandler(pattern: string): boolean {
+    const i = this.registrations.findIndex((r) => r.pattern === pattern);
+    if (i < 0) return false;
+    this.registrations.splice(i, 1);
+    return true;
+  }
+
+  addPreHandler(pre: PreHandler): this {
+    this.preHandlers.push(pre);
+    return this;
+  }
+
+  /** Method names in the order RPC.List reports them (latest registration first). */
+  listMethods(): string[] {
+    return this.registrations.map((r) => r.pattern);
+  }
+
+  private find(method: string): Registration | undefined {
+    return this.registrations.find((r) => r.pattern === method || globMatch(r.pattern, method));
+  }
+
+  describe(name: string): DescribeResult | undefined {
+    const r = this.registrations.find((x) => x.pattern.toLowerCase() === name.toLowerCase()) ?? this.find(name);
+    if (!r) return undefined;
+    const d: DescribeResult = { name: r.pattern, args_fmt: r.argsFmt ?? "" };
+    if (r.description) d.description = r.description;
+    if (r.argsSchema) d.args_schema = r.argsSchema;
+    if (r.resultSchema) d.result_schema = r.resultSchema;
+    return d;
+  }
+
+  private addBuiltins(): void {
+    this.addHandler("RPC.List", () => this.listMethods(), {
+      argsFmt: "",
+      description: "Names of the methods this device serves",
+      resultSchema: { type: "array", items: { type: "string" } },
+    });
+    this.addHandler<{ name?: unknown }>(
+      "RPC.Describe",
+      (p) => {
+        if (!p || typeof p.name !== "string" || p.name === "") throw new RpcError(400, "name is required");
+        const d = this.describe(p.name);
+        if (!d) throw new RpcError(404, "name not found");
+        return d;
+      },
+      {
+        argsFmt: "{name: %Q}",
+        description: "The argument format (and JSON Schemas, when declared) of a method",
+        argsSchema: { type: "object", properties: { name: { type: "string" } }, required: ["name"] },
+      },
+    );
+    this.addHandler("RPC.Ping", (_p, ctx) => ({ channel_info: pingInfo(ctx.channel) }), {
+      argsFmt: "",
+      description: "Liveness check; reports the channel the request came on",
+      resultSchema: { type: "object", properties: { channel_info: { type: "string" } } },
+    });
+  }
+
+  /** Serve requests arriving on a channel until it closes. Returns a function that stops serving it. */
+  serve(channel: Channel): () => void {
+    const existing = this.served.get(channel);
+    if (existing) return existing.stop;
+    const abort = new AbortController();
+    const offFrame = channel.onFrame((received) => {
+      void this.dispatch(received, channel, abort.signal);
+    });
+    const stop = (): void => {
+      offFrame();
+      offClose();
+      abort.abort();
+      this.served.delete(channel);
+    };
+    const offClose = channel.onClose(() => stop());
+    this.served.set(channel, { stop, abort });
+    if (channel.closed) stop();
+    return stop;
+  }
+
+  /** Stop serving every channel (their handlers see their signal abort). */
+  stopAll(): void {
+    for (const { stop } of [...this.served.values()]) stop();
+  }
+
+  /**
+   * Handle one received frame and send the reply (if any) on `channel`. Never throws: every failure is
+   * answered or logged.
+   */
+  async dispatch(received: DecodedFrame, channel: Channel, signal?: AbortSignal): Promise<void> {
+    const req = received.frame;
+    if (typeof req.method !== "string") {
+      debug("rpc", "server ignores a frame without method", { id: req.id });
+      return;
+    }
+    if (req.dst && this.localIds.length > 0 && !this.localIds.includes(req.dst)) {
+      debug("rpc", "Wrong dst: frame dropped", { dst: req.dst, method: req.method });
+      return;
+    }
+    const ctx: RequestContext = {
+      method: req.method,
+      frame: req,
+      channel: channel.info,
+      signal: signal ?? new AbortController().signal,
+      sendOnChannel: (f) => channel.send(f),
+    };
+    if (channel.info.user !== undefined) ctx.user = channel.info.user;
+    let result: unknown;
+    let error: { code: number; message: string } | undefined;
+    try {
+      for (const pre of this.preHandlers) await pre(ctx);
+      const reg = this.find(req.method);
+      if (!reg) throw new RpcError(404, `No handler for ${req.method}`);
+      result = await reg.handler(req.params, ctx);
+    } catch (e) {
+      if (e instanceof RpcError) error = { code: e.rpcCode, message: e.message };
+      else {
+        error = { code: 500, message: errorMessage(e) || "internal error" };
+        debug("rpc", "handler threw", { method: req.method, error: errorMessage(e) });
+      }
+    }
+    if (req.id === undefined) return; // a notification: no reply, even on error
+    const reply: Frame = { id: echoId(req.id, received.rawId) };
+    const src = req.dst || this.localIds[0];
+    if (src) reply.src = src;
+    if (req.src !== undefined) reply.dst = req.src;
+    if (req.tag !== undefined) reply.tag = req.tag;
+    if (error) reply.error = error;
+    else reply.result = result === undefined ? null : result;
+    try {
+      await channel.send(reply);
+    } catch (e) {
+      debug("rpc", "reply could not be sent", { method: req.method, error: errorMessage(e) });
+      if (!error && !channel.closed) {
+        // e.g. the result is bigger than the channel carries: tell the caller instead of going silent
+        try {
+          await channel.send({ ...reply, result: undefined, error: { code: 500, message: errorMessage(e) } });
+        } catch {
+          // nothing more to do
+        }
+      }
+    }
+  }
+}
+
+/** RPC.Ping's channel_info: `UART<n>` on serial, `ip:port` on HTTP/WS, `""` on MQTT. */
+function pingInfo(info: ChannelInfo): string {
+  if (info.type === "MQTT") return "";
+  if (info.type === "UART") return info.peer.startsWith("UART") ? info.peer : "UART0";
+  return info.peer;
+}

@@ -1,0 +1,114 @@
+/**
+ * BaseChannel: the plumbing every transport shares — listener sets, the size check on send, decoding of
+ * received text with malformed input dropped (and logged, never thrown at the peer), and close semantics.
+ * A transport extends it and implements `sendText` and `closeLink`.
+ */
+import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
+import { debug, debugEnabled } from "../log.js";
+import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
+import { type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
+
+export abstract class BaseChannel implements Channel {
+  readonly info: ChannelInfo;
+  private readonly frameListeners = new Set<FrameListener>();
+  private readonly closeListeners = new Set<CloseListener>();
+  private isClosed = false;
+
+  protected constructor(info: ChannelInfo) {
+    this.info = info;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Encode a frame to the text this transport carries (serial overrides it to escape to ASCII). */
+  protected encode(frame: Frame): string {
+    return encodeFrame(frame);
+  }
+
+  /** Put encoded frame text on the wire. */
+  protected abstract sendText(text: string, frame: Frame): Promise<void>;
+
+  /** Tear the link down (called once). */
+  protected abstract closeLink(): Promise<void>;
+
+  async send(frame: Frame): Promise<void> {
+    if (this.isClosed) throw new ChannelClosedError(`${this.info.type} channel to ${this.info.peer} is closed`);
+    const text = this.encode(frame);
+    const size = Buffer.byteLength(text, "utf8");
+    if (size > this.info.maxFrameSize) throw new FrameTooLargeError(size, this.info.maxFrameSize, this.info.type);
+    if (debugEnabled(this.area)) debug(this.area, "send", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
+    await this.sendText(text, frame);
+  }
+
+  onFrame(listener: FrameListener): () => void {
+    this.frameListeners.add(listener);
+    return () => this.frameListeners.delete(listener);
+  }
+
+  onClose(listener: CloseListener): () => void {
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    if (this.isClosed) return;
+    this.markClosed();
+    await this.closeLink();
+  }
+
+  /** The debug-log area: the transport name in lower case. */
+  protected get area(): string {
+    return this.info.type === "WS_in" || this.info.type === "WS_out" || this.info.type === "WSS_out"
+      ? "ws"
+      : this.info.type === "UART"
+        ? "serial"
+        : this.info.type.toLowerCase();
+  }
+
+  /**
+   * Hand received text to the listeners. Oversized or malformed input is dropped and logged; it never
+   * throws, so a bad peer cannot crash this end.
+   */
+  protected receiveText(text: string): void {
+    if (this.isClosed) return;
+    const size = Buffer.byteLength(text, "utf8");
+    if (size > this.info.maxFrameSize) {
+      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size, limit: this.info.maxFrameSize });
+      return;
+    }
+    let decoded;
+    try {
+      decoded = decodeFrame(text);
+    } catch (e) {
+      debug(this.area, "malformed frame dropped", {
+        peer: this.info.peer,
+        reason: errorMessage(e),
+        sample: text.slice(0, 80),
+      });
+      return;
+    }
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
+    for (const l of this.frameListeners) {
+      try {
+        l(decoded);
+      } catch (e) {
+        debug(this.area, "frame listener threw", { error: errorMessage(e) });
+      }
+    }
+  }
+
+  /** Mark closed and tell the close listeners (idempotent). Transports call it when the link drops. */
+  protected markClosed(reason?: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    for (const l of [...this.closeListeners]) {
+      try {
+        l(reason);
+      } catch (e) {
+        debug(this.area, "close listener threw", { error: errorMessage(e) });
+      }
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * `--port` URL → transport. Each scheme maps to a loader that imports its transport module only when
+ * used, so a command loads just the transport it talks over (CLI cold start).
+ *
+ * Port forms (spec §5.2): `/dev/ttyUSB0`, `COM3`, `serial:///dev/ttyUSB0`, `http(s)://IP/rpc`,
+ * `ws(s)://IP/rpc`, `mqtt(s)://[user:pass@]host[:port]/DEVICE_ID`, and `loopback://NAME` (in-process).
+ */
+import { UnsupportedPortError, UsageError } from "../errors.js";
+import type { Channel } from "../rpc/channel.js";
+import type { Credentials } from "../rpc/digest.js";
+
+export interface TlsFileOptions {
+  /** Client certificate (PEM file path) for mutual TLS. */
+  certFile?: string;
+  /** Client key (PEM file path). */
+  keyFile?: string;
+  /** CA to verify the server against; without it the system roots are used. */
+  caFile?: string;
+  /** PEM contents instead of files (API users, e.g. a Lambda with secrets in memory). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Skip server certificate verification. Dangerous; the CLI warns loudly. */
+  insecure?: boolean;
+  /** TLS server name (SNI) when it differs from the URL host. */
+  servername?: string;
+  /** ALPN protocols, e.g. `["x-amzn-mqtt-ca"]` for AWS IoT on port 443. */
+  alpn?: string[];
+}
+
+export interface ConnectOptions {
+  /** Time allowed to open the link, in ms (the CLI passes `--timeout`). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  tls?: TlsFileOptions;
+  /** Credentials for HTTP Digest (transport level) and in-frame digest. */
+  credentials?: Credentials;
+  /** Serial: baud rate (default 115200). */
+  baudRate?: number;
+  /** Serial: skip mos's 16-byte/5 ms write pacing (`--rpc-uart-no-delay`). */
+  noPacing?: boolean;
+  /** Serial: bytes outside frames (the device console). */
+  onConsole?: (data: Buffer) => void;
+  /** MQTT: client id (default `mos-<random>`). */
+  clientId?: string;
+}
+
+export type TransportConnect = (url: URL, options: ConnectOptions) => Promise<Channel>;
+
+const loaders = new Map<string, () => Promise<TransportConnect>>();
+
+/** Register a transport for URL schemes (without the colon). Later registration wins. */
+export function registerTransport(schemes: string[], loader: () => Promise<TransportConnect>): void {
+  for (const s of schemes) loaders.set(s.toLowerCase(), loader);
+}
+
+export function registeredSchemes(): string[] {
+  return [...loaders.keys()].sort();
+}
+
+registerTransport(["loopback"], async () => {
+  const { connectLoopback } = await import("./loopback.js");
+  return async (url) => connectLoopback(url.host || url.pathname.replace(/^\/+/, ""));
+});
+
+/** Turn a `--port` value into a URL: bare device paths and COM ports become `serial:` URLs. */
+export function parsePort(port: string): URL {
+  const p = port.trim();
+  if (!p) throw new UsageError("--port is empty");
+  if (p.startsWith("/") || /^COM\d+$/i.test(p)) return new URL("serial://" + (p.startsWith("/") ? p : "/" + p));
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(p)) {
+    throw new UsageError(`--port "${port}" is not a device path or URL (e.g. /dev/ttyUSB0, http://IP/rpc, mqtt://HOST/DEVICE_ID)`);
+  }
+  try {
+    return new URL(p);
+  } catch {
+    throw new UsageError(`--port "${port}" is not a valid URL`);
+  }
+}
+
+/** Open a channel to the device named by a `--port` value. */
+export async function openChannel(port: string, options: ConnectOptions = {}): Promise<Channel> {
+  const url = parsePort(port);
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  const loader = loaders.get(scheme);
+  if (!loader) {
+    throw new UnsupportedPortError(`no transport for "${scheme}://" (supported: ${registeredSchemes().join(", ")})`);
+  }
+  const connect = await loader();
+  return connect(url, options);
+}
