@@ -10,7 +10,7 @@ export default defineConfig({
   splitting: true,
   sourcemap: true,
   dts: { entry: { index: "src/index.ts" } },
-  clean: true,
+  clean: false,
   // Runtime dependencies stay external: npm installs them, and bundling native serialport bindings breaks.
   skipNodeModulesBundle: true,
   shims: false,
