@@ -137,3 +137,15 @@ export function httpDigestAuthorization(
   if (c.opaque) parts.push(`opaque="${c.opaque}"`);
   return "Digest " + parts.join(", ");
 }
+
+/**
+ * What a transport's device end needs to do HTTP Digest (on `/rpc` and on the WS upgrade, spec §4.4):
+ * verify an `Authorization` header, and produce the `WWW-Authenticate` value for a 401. The device
+ * builds one from its `rpc.auth_domain` / `rpc.auth_file` config (src/rpc/auth.ts).
+ */
+export interface HttpDigestAuthority {
+  /** The user name when `authorization` is a valid, fresh, not-replayed digest for (method, uri). */
+  verify(authorization: string, method: string, uri: string): Promise<string | undefined>;
+  /** The `WWW-Authenticate` header value: `Digest qop="auth", realm="...", nonce="<hex>", algorithm=MD5`. */
+  challenge(): string;
+}
