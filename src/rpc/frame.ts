@@ -203,7 +203,6 @@ export function encodeFrame(f: Frame): string {
 
 /** Escape every character >= 0x7f as \uXXXX: the UART firmware drops its buffer on any byte >= 0x80. */
 export function toAscii(json: string): string {
-  // eslint-disable-next-line no-control-regex
   return json.replace(/[\u007f-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
 }
 
