@@ -1,0 +1,90 @@
+/**
+ * Measurement primitives for the benchmarks: latency percentiles of a round trip, throughput with N
+ * operations in flight, wall time of a command run many times. Figures are always reported as ratios
+ * against a baseline measured in the same run (bench/lib/report.ts).
+ */
+import { spawn } from "node:child_process";
+import { performance } from "node:perf_hooks";
+
+export interface LatencyStats {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  min: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function stats(samples: number[]): LatencyStats {
+  const s = [...samples].sort((a, b) => a - b);
+  return {
+    n: s.length,
+    p50: percentile(s, 50),
+    p99: percentile(s, 99),
+    mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length),
+    min: s[0] ?? NaN,
+  };
+}
+
+/** Round-trip latency (ms) of `op`, one at a time, after a warm-up. */
+export async function measureLatency(op: () => Promise<unknown>, o: { warmup?: number; iterations?: number } = {}): Promise<LatencyStats> {
+  for (let i = 0; i < (o.warmup ?? 200); i++) await op();
+  const samples: number[] = [];
+  for (let i = 0; i < (o.iterations ?? 2000); i++) {
+    const t0 = performance.now();
+    await op();
+    samples.push(performance.now() - t0);
+  }
+  return stats(samples);
+}
+
+/** Operations per second with `inFlight` concurrent loops for `durationMs`. */
+export async function measureThroughput(op: () => Promise<unknown>, o: { inFlight: number; durationMs?: number; warmupMs?: number }): Promise<number> {
+  const run = async (ms: number): Promise<number> => {
+    const until = performance.now() + ms;
+    let done = 0;
+    const loop = async (): Promise<void> => {
+      while (performance.now() < until) {
+        await op();
+        done++;
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: o.inFlight }, loop));
+    return done / ((performance.now() - t0) / 1000);
+  };
+  await run(o.warmupMs ?? 300);
+  return run(o.durationMs ?? 2000);
+}
+
+/** Wall time (ms) of a command run `runs` times (after `warmup` runs): the median and p90. */
+export async function measureCommand(cmd: string, args: string[], o: { runs?: number; warmup?: number; env?: NodeJS.ProcessEnv } = {}): Promise<LatencyStats & { failures: number }> {
+  let failures = 0;
+  const once = (): Promise<number> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], env: o.env ?? process.env });
+      let err = "";
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("close", (code) => {
+        if (code !== 0) {
+          failures++;
+          if (failures === 1) process.stderr.write(`bench: ${cmd} ${args.join(" ")} exited ${code}: ${err.slice(0, 300)}\n`);
+        }
+        resolve(performance.now() - t0);
+      });
+      child.on("error", () => {
+        failures++;
+        resolve(NaN);
+      });
+    });
+  for (let i = 0; i < (o.warmup ?? 3); i++) await once();
+  const samples: number[] = [];
+  for (let i = 0; i < (o.runs ?? 20); i++) samples.push(await once());
+  return { ...stats(samples.filter((x) => !Number.isNaN(x))), failures };
+}
