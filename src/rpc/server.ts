@@ -15,9 +15,9 @@ import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "./channel.js";
 import { echoId, type DecodedFrame, type Frame } from "./frame.js";
 import { globMatch } from "./glob.js";
+import { type JsonSchema, paramsForValidation, validateSchema } from "./schema.js";
 
-/** A JSON Schema (draft 2020-12 subset) as a plain object. */
-export type JsonSchema = { [key: string]: unknown };
+export type { JsonSchema };
 
 export interface RequestContext {
   /** The method as called (not the pattern that matched). */
@@ -44,6 +44,24 @@ export interface HandlerOptions {
   /** JSON Schema of the result. */
   resultSchema?: JsonSchema;
   description?: string;
+  /**
+   * Check params against `argsSchema` before calling the handler and answer 400 with the first problem
+   * (default true when `argsSchema` is set; see rpc/schema.ts for the supported subset).
+   */
+  validateArgs?: boolean;
+}
+
+/**
+ * Return this from a handler to answer with an error object instead of a result, e.g.
+ * `new StatusReply(0)` → `"error":{"code":0}`, the firmware's "success with error object" (Sys.SetDebug).
+ */
+export class StatusReply {
+  readonly code: number;
+  readonly message: string | undefined;
+  constructor(code: number, message?: string) {
+    this.code = code;
+    this.message = message;
+  }
 }
 
 interface Registration extends HandlerOptions {
@@ -192,12 +210,19 @@ export class RpcServer {
     };
     if (channel.info.user !== undefined) ctx.user = channel.info.user;
     let result: unknown;
-    let error: { code: number; message: string } | undefined;
+    let error: { code: number; message?: string } | undefined;
     try {
       for (const pre of this.preHandlers) await pre(ctx);
       const reg = this.find(req.method);
       if (!reg) throw new RpcError(404, `No handler for ${req.method}`);
+      if (reg.argsSchema && reg.validateArgs !== false) {
+        const problem = validateSchema(reg.argsSchema, paramsForValidation(reg.argsSchema, req.params));
+        if (problem) throw new RpcError(400, problem);
+      }
       result = await reg.handler(req.params, ctx);
+      if (result instanceof StatusReply) {
+        error = result.message === undefined ? { code: result.code } : { code: result.code, message: result.message };
+      }
     } catch (e) {
       if (e instanceof RpcError) error = { code: e.rpcCode, message: e.message };
       else {
