@@ -43,8 +43,8 @@ export interface BackoffOptions {
 export function backoffDelay(attempt: number, o: BackoffOptions): number {
   const minMs = Math.max(0, o.minMs);
   const maxMs = Math.max(minMs, o.maxMs);
-  const n = Number.isFinite(attempt) && attempt > 0 ? Math.floor(attempt) : 0;
-  const base = Math.min(maxMs, minMs * 2 ** Math.min(n, 60));
+  const n = Number.isNaN(attempt) || attempt <= 0 ? 0 : Math.min(Math.floor(attempt), 60);
+  const base = Math.min(maxMs, minMs * 2 ** n);
   const jitter = Math.min(1, Math.max(0, o.jitter ?? 0.5));
   const r = (o.random ?? Math.random)();
   return Math.max(0, Math.min(maxMs, Math.round(base * (1 - jitter * r))));
