@@ -1,0 +1,148 @@
+/**
+ * Destinations for downloads (GetSink, fs-transfer.ts): a local file that survives interruption and is
+ * resumed, and a stream (stdout) fed strictly in order although chunks arrive out of order.
+ *
+ * FileSink writes to `<path>.part` and renames it over `<path>` only when complete (after fsync), so a
+ * partial download never looks like the real file; the next download of the same path resumes from the
+ * `.part` file's size.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { IoError } from "../errors.js";
+import type { GetSink } from "./fs-transfer.js";
+
+function ioError(what: string, e: unknown): IoError {
+  return new IoError(`${what}: ${(e as Error).message}`, { cause: e });
+}
+
+export class FileSink implements GetSink {
+  readonly path: string;
+  readonly partPath: string;
+  private handle: FileHandle;
+  private startAt: number;
+
+  private constructor(path: string, handle: FileHandle, start: number) {
+    this.path = path;
+    this.partPath = path + ".part";
+    this.handle = handle;
+    this.startAt = start;
+  }
+
+  /** Open `<path>.part`; with `resume` (default true) keep what it holds and continue after it. */
+  static async open(path: string, options: { resume?: boolean } = {}): Promise<FileSink> {
+    const part = path + ".part";
+    let start = 0;
+    let handle: FileHandle;
+    try {
+      if (options.resume !== false) {
+        const st = await stat(part).catch(() => undefined);
+        if (st?.isFile()) start = st.size;
+      }
+      handle = await open(part, start > 0 ? "r+" : "w");
+    } catch (e) {
+      throw ioError(`cannot write ${part}`, e);
+    }
+    return new FileSink(path, handle, start);
+  }
+
+  get start(): number {
+    return this.startAt;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    try {
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
+        done += bytesWritten;
+      }
+    } catch (e) {
+      throw ioError(`cannot write ${this.partPath}`, e);
+    }
+  }
+
+  async restart(): Promise<void> {
+    this.startAt = 0;
+    await this.handle.truncate(0).catch((e: unknown) => {
+      throw ioError(`cannot truncate ${this.partPath}`, e);
+    });
+  }
+
+  async finish(size: number): Promise<void> {
+    try {
+      await this.handle.truncate(size);
+      await this.handle.sync();
+      await this.handle.close();
+    } catch (e) {
+      throw ioError(`cannot complete ${this.partPath}`, e);
+    }
+  }
+
+  /** Verified: move `<path>.part` over `<path>`. */
+  async commit(): Promise<void> {
+    try {
+      await rename(this.partPath, this.path);
+    } catch (e) {
+      throw ioError(`cannot rename ${this.partPath} to ${this.path}`, e);
+    }
+  }
+
+  /** Close without completing (the `.part` file stays for a later resume). */
+  async abandon(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+
+  async sha256(): Promise<string> {
+    const h = createHash("sha256");
+    try {
+      for await (const chunk of createReadStream(this.partPath)) h.update(chunk as Buffer);
+    } catch (e) {
+      throw ioError(`cannot read ${this.partPath}`, e);
+    }
+    return h.digest("hex");
+  }
+
+  /** Remove a leftover `.part` file. */
+  static async discard(path: string): Promise<void> {
+    await unlink(path + ".part").catch(() => undefined);
+  }
+}
+
+/** Writes chunks to a stream in offset order (holding back early ones), hashing as it goes. */
+export class OrderedStreamSink implements GetSink {
+  readonly start = 0;
+  private readonly out: Writable;
+  private readonly held = new Map<number, Buffer>();
+  private next = 0;
+  private readonly hash = createHash("sha256");
+
+  constructor(out: Writable) {
+    this.out = out;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    this.held.set(offset, data);
+    let d: Buffer | undefined;
+    while ((d = this.held.get(this.next)) !== undefined) {
+      this.held.delete(this.next);
+      this.hash.update(d);
+      this.next += d.length;
+      if (d.length === 0) break;
+      if (!this.out.write(d)) await new Promise<void>((resolve) => this.out.once("drain", resolve));
+    }
+  }
+
+  async restart(): Promise<void> {
+    throw new IoError("cannot restart a download to a stream");
+  }
+
+  async finish(size: number): Promise<void> {
+    if (this.next !== size || this.held.size > 0) throw new IoError(`stream got ${this.next} of ${size} bytes in order`);
+  }
+
+  async sha256(): Promise<string> {
+    return this.hash.digest("hex");
+  }
+}
