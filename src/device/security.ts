@@ -161,7 +161,6 @@ async function loadAcl(deps: SecurityDeps, state: SecurityState, cfg: RpcSecurit
       try {
         return await state.aclFile.get(src.name);
       } catch (e) {
-        if (e instanceof RpcError) throw e;
         if (e instanceof AclSyntaxError) {
           debug("auth", "refused: ACL file is malformed", { file: src.name, error: e.message });
           throw new RpcError(500, e.message);
