@@ -62,6 +62,8 @@ registerTransport(["loopback"], async () => {
   const { connectLoopback } = await import("./loopback.js");
   return async (url) => connectLoopback(url.host || url.pathname.replace(/^\/+/, ""));
 });
+registerTransport(["http", "https"], async () => (await import("./http.js")).connect);
+registerTransport(["ws", "wss"], async () => (await import("./ws.js")).connect);
 
 /** Turn a `--port` value into a URL: bare device paths and COM ports become `serial:` URLs. */
 export function parsePort(port: string): URL {

@@ -1,0 +1,446 @@
+/**
+ * The HTTP transport, device end (spec §2.2, §4.4): the device's `/rpc` endpoint over HTTP or HTTPS, plus
+ * the WebSocket upgrades on the same endpoint (ws-device.ts).
+ *
+ * - Mode A, `/rpc` and `/rpc/`: the body is a whole frame. Each request becomes a one-shot Channel (type
+ *   `HTTP`) handed to `onChannel`; the first frame sent on it is the response (200, JSON, CORS headers,
+ *   frame + "\r\n"). A notification (no id) or a frame without method gets an empty 200 at once.
+ *   A body that is not a frame is dropped, logged, and answered 400 (`{"code":400,"message":...}`).
+ * - Mode B (REST), `/rpc/<Method>`: the body is the args JSON; without a body the query string becomes
+ *   the args with raw values (`?pin=2&value=1` → `{"pin":2,"value":1}`). The answer is the bare result
+ *   (200) or the error object with status 403, 404 or 500. Args that are not JSON → 400.
+ * - `OPTIONS` on either → 200 with the CORS headers, empty (browser preflight).
+ * - A 401 reply when `httpAuth` is set → raw `HTTP/1.1 401` with `WWW-Authenticate: Digest ...` (§4.4).
+ *   A valid `Authorization` header puts its user on the channel (`info.user`).
+ * - Limits: bodies above `maxBodySize` (default 1 MiB) → 413 without reading them (also before a
+ *   `100-continue`); headers must arrive within 10 s and the whole request within 30 s; a handler that
+ *   has not answered in `responseTimeoutMs` (default 60 s) → 504; at most `maxConnections` sockets.
+ * - `isHttpEnabled() === false` → 404 for plain requests (the endpoint is not registered, as firmware).
+ */
+import { randomInt } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import type { TLSSocket } from "node:tls";
+import { TransportError, errorMessage } from "../errors.js";
+import { debug } from "../log.js";
+import type { Channel, ChannelInfo } from "../rpc/channel.js";
+import type { HttpDigestAuthority } from "../rpc/digest.js";
+import { type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
+import { BaseChannel } from "./base.js";
+import { formatPeer, tlsPeerInfo } from "./tls-client.js";
+import { attachWsDevice } from "./ws-device.js";
+
+/** Default request body limit (and maxFrameSize of the device's HTTP and WS channels): 1 MiB. */
+export const HTTP_DEVICE_MAX_BODY = 1024 * 1024;
+
+export interface HttpDeviceOptions {
+  host: string;
+  /** 0 picks a free port (see HttpDeviceServer.port). */
+  port: number;
+  /** Serve HTTPS. `requestCert` asks for a client certificate and refuses clients without a valid one. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer; requestCert?: boolean };
+  maxBodySize?: number;
+  onChannel(channel: Channel): void;
+  httpAuth?: HttpDigestAuthority;
+  isWsEnabled?: () => boolean;
+  isHttpEnabled?: () => boolean;
+  /** A request whose handler has not answered within this many ms gets 504 (default 60000; 0 = never). */
+  responseTimeoutMs?: number;
+  /** Most sockets open at once (default 256). */
+  maxConnections?: number;
+}
+
+export interface HttpDeviceServer {
+  host: string;
+  /** The bound port (the real one when 0 was asked). */
+  port: number;
+  close(): Promise<void>;
+}
+
+const CORS: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "*",
+};
+
+/** Connection header as firmware does: keep-alive only when the client asked for it. */
+function connectionHeader(req: http.IncomingMessage): string {
+  return /keep-alive/i.test(req.headers.connection ?? "") ? "keep-alive" : "close";
+}
+
+function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const data = Buffer.from(body, "utf8");
+  res.writeHead(status, {
+    "Content-Type": "application/json",
+    ...CORS,
+    "Content-Length": String(data.length),
+    Connection: connectionHeader(req),
+    ...extra,
+  });
+  res.end(data);
+}
+
+function errorBody(code: number, message: string): string {
+  return JSON.stringify({ code, message }) + "\r\n";
+}
+
+/** One HTTP request as a Channel: the first frame sent on it is the response, then it is closed. */
+class HttpRequestChannel extends BaseChannel {
+  private answered = false;
+  private readonly respond: (text: string, frame: Frame) => boolean;
+  private readonly onGiveUp: () => void;
+
+  /** `respond` returns false when it does not take this frame as the answer (Mode B skips requests). */
+  constructor(info: ChannelInfo, respond: (text: string, frame: Frame) => boolean, onGiveUp: () => void) {
+    super(info);
+    this.respond = respond;
+    this.onGiveUp = onGiveUp;
+  }
+
+  deliver(text: string): void {
+    this.receiveText(text);
+  }
+
+  /** The request has been answered another way (or its client left): no frame can go out any more. */
+  finish(reason?: Error): void {
+    this.answered = true;
+    this.markClosed(reason);
+  }
+
+  protected async sendText(text: string, frame: Frame): Promise<void> {
+    if (this.answered) {
+      debug("http", "frame after the HTTP response dropped", { peer: this.info.peer, method: frame.method });
+      return;
+    }
+    if (!this.respond(text, frame)) {
+      debug("http", "frame that is not the answer dropped", { peer: this.info.peer, method: frame.method });
+      return;
+    }
+    this.finish();
+  }
+
+  protected async closeLink(): Promise<void> {
+    if (!this.answered) {
+      this.answered = true;
+      this.onGiveUp();
+    }
+  }
+}
+
+/** Read the body up to `limit` bytes; undefined when it was too big (413 already sent) or the client left. */
+function readBody(req: http.IncomingMessage, res: http.ServerResponse, limit: number, peer: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const tooBig = (): void => {
+      done = true;
+      debug("http", "request body too big: refused", { peer, size, limit });
+      res.setHeader("Connection", "close");
+      reply(req, res, 413, errorBody(413, `request body exceeds ${limit} bytes`), { Connection: "close" });
+      req.pause();
+      res.once("finish", () => req.socket.destroySoon());
+      resolve(undefined);
+    };
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > limit) {
+      size = declared;
+      tooBig();
+      return;
+    }
+    req.on("data", (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > limit) tooBig();
+      else chunks.push(c);
+    });
+    req.on("end", () => {
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+    req.on("error", () => {
+      if (!done) {
+        done = true;
+        resolve(undefined);
+      }
+    });
+    req.on("close", () => {
+      if (!done) {
+        done = true;
+        resolve(undefined);
+      }
+    });
+  });
+}
+
+/** Mode B args from a query string with raw (unquoted) values; undefined if they are not JSON. */
+export function queryArgs(search: string): unknown {
+  const parts: string[] = [];
+  for (const [k, v] of new URLSearchParams(search)) parts.push(`${JSON.stringify(k)}:${v}`);
+  try {
+    return JSON.parse(`{${parts.join(",")}}`) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Serve `/rpc` (HTTP Mode A and B, and WebSocket upgrades) on host:port. */
+export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceServer> {
+  const maxBody = opts.maxBodySize ?? HTTP_DEVICE_MAX_BODY;
+  const responseTimeoutMs = opts.responseTimeoutMs ?? 60_000;
+  const serverOptions: http.ServerOptions = {
+    requestTimeout: 30_000,
+    headersTimeout: 10_000,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+    maxHeaderSize: 16 * 1024,
+  };
+  const server: http.Server = opts.tls
+    ? https.createServer({
+        ...serverOptions,
+        cert: opts.tls.cert,
+        key: opts.tls.key,
+        ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca } : {}),
+        requestCert: opts.tls.requestCert === true,
+        rejectUnauthorized: opts.tls.requestCert === true,
+        handshakeTimeout: 10_000,
+      })
+    : http.createServer(serverOptions);
+  server.maxConnections = opts.maxConnections ?? 256;
+  server.maxHeadersCount = 100;
+
+  const peerOf = (req: http.IncomingMessage): string => formatPeer(req.socket.remoteAddress, req.socket.remotePort);
+
+  const channelInfo = (req: http.IncomingMessage, user: string | undefined): ChannelInfo => {
+    const info: ChannelInfo = { type: "HTTP", peer: peerOf(req), maxFrameSize: maxBody };
+    if (user !== undefined) info.user = user;
+    const tls = req.socket as TLSSocket;
+    if (opts.tls && typeof tls.getPeerCertificate === "function") info.tls = tlsPeerInfo(tls);
+    return info;
+  };
+
+  const userOf = async (req: http.IncomingMessage): Promise<string | undefined> => {
+    const header = req.headers.authorization;
+    if (!opts.httpAuth || !header) return undefined;
+    try {
+      const user = await opts.httpAuth.verify(header, req.method ?? "POST", req.url ?? "/rpc");
+      if (user === undefined) debug("http", "Authorization not valid: request stays unauthenticated", { peer: peerOf(req) });
+      return user;
+    } catch (e) {
+      debug("http", "digest check failed", { error: errorMessage(e) });
+      return undefined;
+    }
+  };
+
+  const send401 = (req: http.IncomingMessage, res: http.ServerResponse, auth: HttpDigestAuthority): void => {
+    reply(req, res, 401, "", { "WWW-Authenticate": auth.challenge(), Connection: "close" });
+  };
+
+  /** Run one frame through a one-shot channel; `answer` turns the reply frame into the HTTP response. */
+  const runFrame = (
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    info: ChannelInfo,
+    text: string,
+    answer: (text: string, frame: Frame) => boolean,
+    answerNow: boolean,
+  ): void => {
+    let timer: NodeJS.Timeout | undefined;
+    const channel = new HttpRequestChannel(
+      info,
+      (t, f) => {
+        if (f.error && f.error.code === 401 && opts.httpAuth) {
+          send401(req, res, opts.httpAuth);
+          return true;
+        }
+        return answer(t, f);
+      },
+      () => reply(req, res, 200, ""),
+    );
+    const cleanup = (): void => {
+      if (timer) clearTimeout(timer);
+    };
+    channel.onClose(cleanup);
+    res.on("close", () => {
+      cleanup();
+      if (!channel.closed) {
+        debug("http", "client left before the answer", { peer: info.peer });
+        channel.finish(new TransportError(`HTTP client ${info.peer} went away`));
+      }
+    });
+    try {
+      opts.onChannel(channel);
+    } catch (e) {
+      debug("http", "onChannel threw", { error: errorMessage(e) });
+    }
+    if (answerNow) {
+      reply(req, res, 200, "");
+      channel.deliver(text);
+      channel.finish();
+      return;
+    }
+    if (responseTimeoutMs > 0) {
+      timer = setTimeout(() => {
+        if (channel.closed) return;
+        debug("http", "no answer in time: 504", { peer: info.peer, ms: responseTimeoutMs });
+        reply(req, res, 504, errorBody(504, `no answer within ${responseTimeoutMs} ms`));
+        channel.finish(new TransportError("no answer in time"));
+      }, responseTimeoutMs);
+    }
+    channel.deliver(text);
+  };
+
+  const modeA = (req: http.IncomingMessage, res: http.ServerResponse, body: string, user: string | undefined): void => {
+    const peer = peerOf(req);
+    let frame: Frame;
+    try {
+      frame = decodeFrame(body).frame;
+    } catch (e) {
+      debug("http", "malformed frame dropped", { peer, reason: errorMessage(e), sample: body.slice(0, 80) });
+      reply(req, res, 400, errorBody(400, `malformed frame: ${errorMessage(e)}`));
+      return;
+    }
+    const oneWay = frame.id === undefined || typeof frame.method !== "string";
+    runFrame(req, res, channelInfo(req, user), body, (text) => {
+      reply(req, res, 200, text + "\r\n");
+      return true;
+    }, oneWay);
+  };
+
+  const modeB = (req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, body: string, user: string | undefined): void => {
+    const peer = peerOf(req);
+    let params: unknown;
+    if (body.trim() !== "") {
+      try {
+        params = JSON.parse(body) as unknown;
+      } catch (e) {
+        debug("http", "malformed REST args dropped", { peer, method, reason: errorMessage(e), sample: body.slice(0, 80) });
+        reply(req, res, 400, errorBody(400, "args are not valid JSON"));
+        return;
+      }
+    } else if (url.search.length > 1) {
+      params = queryArgs(url.search);
+      if (params === undefined) {
+        debug("http", "malformed REST query dropped", { peer, method, sample: url.search.slice(0, 80) });
+        reply(req, res, 400, errorBody(400, 'query args are not valid JSON values (quote strings: ?name=%22x%22)'));
+        return;
+      }
+    }
+    const frame: Frame = { id: randomInt(1, 2 ** 31), method };
+    if (params !== undefined) frame.params = params;
+    runFrame(req, res, channelInfo(req, user), encodeFrame(frame), (_text, f) => {
+      if (typeof f.method === "string") return false; // a notification pushed on the channel: not the answer
+      if (f.error && f.error.code !== 0) {
+        const code = f.error.code;
+        const status = code === 403 ? 403 : code === 404 ? 404 : 500;
+        reply(req, res, status, JSON.stringify({ code, message: f.error.message ?? "" }) + "\r\n");
+      } else {
+        reply(req, res, 200, JSON.stringify(f.result === undefined ? null : f.result) + "\r\n");
+      }
+      return true;
+    }, false);
+  };
+
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://device");
+    } catch {
+      reply(req, res, 400, errorBody(400, "bad request target"));
+      return;
+    }
+    const path = url.pathname;
+    const isRpc = path === "/rpc" || path.startsWith("/rpc/");
+    if (!isRpc || (opts.isHttpEnabled && !opts.isHttpEnabled())) {
+      req.resume();
+      reply(req, res, 404, errorBody(404, "Not Found"));
+      return;
+    }
+    if (req.method === "OPTIONS") {
+      req.resume();
+      reply(req, res, 200, "");
+      return;
+    }
+    const body = await readBody(req, res, maxBody, peerOf(req));
+    if (body === undefined) return;
+    const user = await userOf(req);
+    if (res.destroyed) return;
+    if (path === "/rpc" || path === "/rpc/") {
+      modeA(req, res, body, user);
+      return;
+    }
+    let method: string;
+    try {
+      method = decodeURIComponent(path.slice("/rpc/".length));
+    } catch {
+      reply(req, res, 400, errorBody(400, "bad method name"));
+      return;
+    }
+    modeB(req, res, method, url, body, user);
+  };
+
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    handle(req, res).catch((e: unknown) => {
+      debug("http", "request failed", { error: errorMessage(e) });
+      reply(req, res, 500, errorBody(500, "internal error"));
+    });
+  };
+  server.on("request", onRequest);
+  // `Expect: 100-continue`: refuse an oversized body before the client sends it.
+  server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const declared = Number(req.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > maxBody) {
+      debug("http", "request body too big: refused before 100-continue", { peer: peerOf(req), size: declared, limit: maxBody });
+      reply(req, res, 413, errorBody(413, `request body exceeds ${maxBody} bytes`), { Connection: "close" });
+      return;
+    }
+    res.writeContinue();
+    onRequest(req, res);
+  });
+  server.on("clientError", (err: Error & { code?: string }, socket) => {
+    debug("http", "bad HTTP input refused", { code: err.code, error: err.message });
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+  server.on("tlsClientError", (err: Error & { code?: string }) => {
+    debug("http", "TLS client refused", { code: err.code, error: err.message });
+  });
+
+  const ws = attachWsDevice(server, {
+    onChannel: (ch) => opts.onChannel(ch),
+    httpAuth: opts.httpAuth,
+    isWsEnabled: opts.isWsEnabled,
+    maxFrameSize: maxBody,
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: Error): void => reject(new TransportError(`cannot listen on ${opts.host}:${opts.port}: ${errorMessage(e)}`, { cause: e }));
+    server.once("error", onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+  server.on("error", (e) => debug("http", "server error", { error: errorMessage(e) }));
+  const address = server.address();
+  const port = address && typeof address === "object" ? address.port : opts.port;
+  debug("http", "listening", { host: opts.host, port, tls: !!opts.tls });
+
+  let closing: Promise<void> | undefined;
+  return {
+    host: opts.host,
+    port,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        await ws.close();
+        server.closeAllConnections();
+        await stopped;
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,264 @@
+/**
+ * The WebSocket transport (spec §2.3), client end and the device's outbound link:
+ *
+ * - `connect(url, options)` for `--port ws://IP/rpc` / `wss://IP/rpc`: subprotocol `clubby.cesanta.com`,
+ *   `Origin: https://api.cesanta.com/` as mos sends; one TEXT message per frame; TEXT or BINARY accepted.
+ *   The subprotocol header is sent by hand and the server's echo is neither required nor checked (older
+ *   mongoose omits it; the `ws` library would refuse both the omission and an unrequested echo).
+ * - `connectWsOut(opts)`: the device → cloud link (`WS_out`/`WSS_out`, subprotocol `json-rpc`,
+ *   `Origin: https://mongoose-os.com`), kept up by the reconnect decorator (transport/reconnect.ts) with
+ *   jittered exponential backoff.
+ * - `WsChannel`: the Channel over one open `ws` WebSocket, shared with the device's inbound end
+ *   (ws-device.ts).
+ *
+ * wss verifies the server against the given CA (else the system roots) with the server name taken from
+ * the URL (mos forgets it, spec §10); TLS failures are TlsErrors naming the cause.
+ */
+import type { IncomingMessage } from "node:http";
+import type { TLSSocket } from "node:tls";
+import WebSocket from "ws";
+import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
+import { debug } from "../log.js";
+import type { Channel, ChannelInfo } from "../rpc/channel.js";
+import { BaseChannel } from "./base.js";
+import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
+import { clientTlsOptions, linkError, tlsPeerInfo } from "./tls-client.js";
+import type { ConnectOptions, TlsFileOptions } from "./url.js";
+
+/**
+ * Largest frame over WebSocket: 1 MiB (also the `maxPayload` of both ends; a bigger message closes the
+ * connection with 1009). Firmware WS buffers are far smaller: the transfer code picks chunk sizes per device.
+ */
+export const WS_MAX_FRAME_SIZE = 1024 * 1024;
+
+/** The subprotocol mos offers (`codec.WSProtocol`). */
+export const WS_SUBPROTOCOL = "clubby.cesanta.com";
+/** The subprotocol the device's outbound channel offers (RPCWS). */
+export const WS_OUT_SUBPROTOCOL = "json-rpc";
+
+const CLOSE_WAIT_MS = 2000;
+
+/** A Channel over one open WebSocket: one frame per message. */
+export class WsChannel extends BaseChannel {
+  private readonly ws: WebSocket;
+
+  constructor(ws: WebSocket, info: ChannelInfo) {
+    super(info);
+    this.ws = ws;
+    ws.on("message", (data: WebSocket.RawData) => {
+      const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
+      this.receiveText(text);
+    });
+    ws.on("error", (e: Error & { code?: string }) => {
+      if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
+        debug(this.area, "incoming frame too big: dropped, connection closed", { peer: this.info.peer, limit: this.info.maxFrameSize });
+      } else {
+        debug(this.area, "websocket error", { peer: this.info.peer, error: e.message });
+      }
+    });
+    ws.on("close", (code: number, reason: Buffer) => {
+      const normal = code === 1000 || code === 1001;
+      this.markClosed(
+        normal ? undefined : new TransportError(`WebSocket to ${this.info.peer} closed (code ${code}${reason.length ? `: ${reason.toString("utf8")}` : ""})`),
+      );
+    });
+  }
+
+  protected sendText(text: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.ws.readyState !== WebSocket.OPEN) {
+        reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
+        return;
+      }
+      this.ws.send(text, { binary: false }, (err) => {
+        if (!err) resolve();
+        else if (this.closed || this.ws.readyState !== WebSocket.OPEN) reject(new ChannelClosedError(`WebSocket to ${this.info.peer} closed`, { cause: err }));
+        else reject(linkError(err, this.info.peer));
+      });
+    });
+  }
+
+  /**
+   * Start the closing handshake and return at once (pending calls have already failed); a peer that does
+   * not finish the handshake within CLOSE_WAIT_MS has its socket destroyed.
+   */
+  protected async closeLink(): Promise<void> {
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CLOSED) return;
+    const timer = setTimeout(() => ws.terminate(), CLOSE_WAIT_MS);
+    timer.unref();
+    ws.once("close", () => clearTimeout(timer));
+    try {
+      ws.close(1000);
+    } catch {
+      ws.terminate();
+    }
+  }
+}
+
+interface OpenOptions {
+  url: URL;
+  subprotocol: string;
+  origin: string;
+  tls?: TlsFileOptions;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Open a WebSocket and resolve once it is open (rejecting with a typed error otherwise). */
+function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }> {
+  const secure = o.url.protocol === "wss:";
+  const peer = `${o.url.hostname}:${o.url.port || (secure ? 443 : 80)}`;
+  if (o.signal?.aborted) return Promise.reject(new AbortedError("connect aborted"));
+  // No userinfo in the URL we hand to `ws` (it would send Basic auth); mos sends Bearer, devices ignore it.
+  const target = `${o.url.protocol}//${o.url.host}${o.url.pathname}${o.url.search}`;
+  const ws = new WebSocket(target, {
+    headers: { "Sec-WebSocket-Protocol": o.subprotocol },
+    origin: o.origin,
+    perMessageDeflate: false,
+    maxPayload: WS_MAX_FRAME_SIZE,
+    ...(o.timeoutMs && o.timeoutMs > 0 ? { handshakeTimeout: o.timeoutMs } : {}),
+    ...(secure ? clientTlsOptions(o.tls, o.url.hostname) : {}),
+  });
+  // The server may echo our subprotocol or not (spec §2.3); since `ws` did not offer it itself it would
+  // refuse an echo, so take the header off the response before `ws` looks at it (the 'upgrade' event is
+  // emitted before that check).
+  let tlsSocket: TLSSocket | undefined;
+  ws.on("upgrade", (res: IncomingMessage) => {
+    delete res.headers["sec-websocket-protocol"];
+    if (secure) tlsSocket = res.socket as TLSSocket;
+  });
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
+      o.signal?.removeEventListener("abort", onAbort);
+      ws.off("error", onError);
+      ws.off("unexpected-response", onUnexpected);
+      if (e) {
+        ws.on("error", () => undefined);
+        ws.terminate();
+        reject(e);
+      } else {
+        resolve(tlsSocket ? { ws, tls: tlsSocket } : { ws });
+      }
+    };
+    const onAbort = (): void => finish(new AbortedError("connect aborted"));
+    const onError = (e: Error): void => {
+      const msg = e.message ?? "";
+      if (/Opening handshake has timed out/.test(msg)) finish(new TransportError(`cannot connect to ${peer} within ${o.timeoutMs} ms`, { cause: e }));
+      else finish(linkError(e, peer));
+    };
+    const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (c: Buffer) => {
+        if (size < 512) chunks.push(c);
+        size += c.length;
+      });
+      const report = (): void => {
+        const body = Buffer.concat(chunks).toString("utf8").trim().slice(0, 200);
+        finish(new TransportError(`WebSocket upgrade to ${target} refused: HTTP ${res.statusCode} ${res.statusMessage ?? ""}${body ? `: ${body}` : ""}`.trim()));
+      };
+      res.on("end", report);
+      res.on("error", report);
+      res.on("close", report);
+    };
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    ws.on("error", onError);
+    ws.on("unexpected-response", onUnexpected);
+    ws.once("open", () => finish());
+  });
+}
+
+/** Open a WebSocket channel to a device (`ws://IP/rpc`, `wss://IP/rpc`). */
+export async function connect(url: URL, options: ConnectOptions = {}): Promise<Channel> {
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new UsageError(`not a ws:// or wss:// URL: ${url.protocol}//${url.host}${url.pathname}`);
+  }
+  const { ws, tls } = await openSocket({
+    url,
+    subprotocol: WS_SUBPROTOCOL,
+    origin: "https://api.cesanta.com/",
+    tls: options.tls,
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
+  });
+  const port = url.port || (url.protocol === "wss:" ? "443" : "80");
+  // From this end the link is outbound: WS_out / WSS_out (the device sees the same link as WS_in).
+  const type = url.protocol === "wss:" ? "WSS_out" : "WS_out";
+  const info: ChannelInfo = { type, peer: `${url.hostname}:${port}`, maxFrameSize: WS_MAX_FRAME_SIZE };
+  if (tls) info.tls = tlsPeerInfo(tls);
+  return new WsChannel(ws, info);
+}
+
+export interface WsOutOptions {
+  /** `ws://host[:port]/path` or `wss://...` of the cloud end (`rpc.ws.server_address`). */
+  url: string;
+  /** TLS for wss: CA to verify the server (else system roots), client cert/key, insecure, servername. */
+  tls?: TlsFileOptions;
+  /** Called once with the (reconnecting) channel; serve it with the device's RpcServer. */
+  onChannel(channel: Channel): void;
+  /** Backoff between attempts, jittered (see transport/reconnect.ts). */
+  reconnect: { minMs: number; maxMs: number };
+  /** Time allowed for each connection attempt, in ms (default 10000). */
+  timeoutMs?: number;
+}
+
+export interface WsOutLink {
+  /** The reconnecting channel handed to onChannel (state, whenConnected...). */
+  readonly channel: ReconnectingChannel;
+  close(): Promise<void>;
+}
+
+/**
+ * The device's outbound WebSocket (spec §2.3 last bullet): connects to `opts.url` with subprotocol
+ * `json-rpc` and keeps reconnecting with jittered backoff until closed. Resolves at once (the first
+ * attempt runs in the background; a device must run while its cloud is away); a bad URL rejects.
+ */
+export async function connectWsOut(opts: WsOutOptions): Promise<WsOutLink> {
+  let url: URL;
+  try {
+    url = new URL(opts.url);
+  } catch {
+    throw new UsageError(`outbound WebSocket address is not a URL: ${opts.url}`);
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") {
+    throw new UsageError(`outbound WebSocket address must be ws:// or wss://, got ${url.protocol}//`);
+  }
+  const type = url.protocol === "wss:" ? "WSS_out" : "WS_out";
+  const peer = `${url.protocol}//${url.host}${url.pathname}`;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const channel = reconnecting(
+    async (signal) => {
+      const { ws, tls } = await openSocket({
+        url,
+        subprotocol: WS_OUT_SUBPROTOCOL,
+        origin: "https://mongoose-os.com",
+        tls: opts.tls,
+        timeoutMs,
+        signal,
+      });
+      const info: ChannelInfo = { type, peer, maxFrameSize: WS_MAX_FRAME_SIZE };
+      if (tls) info.tls = tlsPeerInfo(tls);
+      return new WsChannel(ws, info);
+    },
+    {
+      info: { type, peer, maxFrameSize: WS_MAX_FRAME_SIZE },
+      minMs: opts.reconnect.minMs,
+      maxMs: opts.reconnect.maxMs,
+      openTimeoutMs: timeoutMs + 1000,
+      area: "ws",
+    },
+  );
+  try {
+    opts.onChannel(channel);
+  } catch (e) {
+    debug("ws", "onChannel threw", { error: errorMessage(e) });
+  }
+  return {
+    channel,
+    close: () => channel.close(),
+  };
+}
