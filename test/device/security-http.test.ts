@@ -41,7 +41,7 @@ function curl(args: string[]): Promise<CurlResult> {
     execFile("curl", ["-sS", "-v", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", ...args], { timeout: 15_000 }, (err, stdout, stderr) => {
       const i = stdout.lastIndexOf("\n");
       resolve({
-        code: err ? ((err as NodeJS.ErrnoException & { code?: unknown }).code as number) ?? 1 : 0,
+        code: err ? (typeof err.code === "number" ? err.code : 1) : 0,
         status: Number(stdout.slice(i + 1)),
         body: stdout.slice(0, i).trim(),
         stderr,
