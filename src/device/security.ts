@@ -62,7 +62,10 @@ export interface SecurityDeps {
   statFsFile?(name: string): Promise<FsFileStat>;
   /** Clock in milliseconds (default Date.now). Nonces are its unix seconds. */
   now?: () => number;
-  /** Optional: an explicit replay store to share (by default one per deps object). */
+  /**
+   * Optional: an explicit replay store to share. By default one per deps object, created with the first
+   * factory call and refusing nonces from before that moment (credentials captured before a restart).
+   */
   replayStore?: ReplayStore;
 }
 
@@ -121,7 +124,8 @@ function stateFor(deps: SecurityDeps): SecurityState {
   let s = states.get(deps);
   if (!s) {
     s = {
-      replay: deps.replayStore ?? new ReplayStore(),
+      // Nonces older than this process are refused: its memory of used credentials starts now.
+      replay: deps.replayStore ?? new ReplayStore({ notBeforeSeconds: nowSeconds(deps) }),
       aclFile: new ParsedFileCache(deps, parseAcl),
       htdigest: new ParsedFileCache(deps, parseHtdigest),
       inline: undefined,

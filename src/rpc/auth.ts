@@ -68,6 +68,11 @@ export interface ReplayStoreOptions {
   windowSeconds?: number;
   /** Upper bound on remembered credentials (default 100 000, a few MB at most). */
   maxEntries?: number;
+  /**
+   * Refuse every nonce before this unix second. A store that starts empty (after a restart) sets it to
+   * its start time, so credentials captured before the restart cannot be replayed into the new store.
+   */
+  notBeforeSeconds?: number;
 }
 
 /**
@@ -87,6 +92,7 @@ export class ReplayStore {
   constructor(options: ReplayStoreOptions = {}) {
     this.windowSeconds = options.windowSeconds ?? NONCE_WINDOW_SECONDS;
     this.maxEntries = Math.max(1, options.maxEntries ?? 100_000);
+    if (options.notBeforeSeconds !== undefined) this.floor = options.notBeforeSeconds - 1;
   }
 
   /** Number of remembered credentials. */

@@ -237,7 +237,7 @@ describe("device security pre-handler over loopback (in-frame digest)", () => {
 
   it("a pre-emptive auth with a self-chosen recent nonce works (DOCS), each request with its own cnonce", async () => {
     const link = rig.open();
-    const nonce = Math.floor(Date.now() / 1000) - 10;
+    const nonce = Math.floor(Date.now() / 1000);
     for (const cnonce of [1, 2]) {
       const auth = preemptive("admin", "adminpw", nonce, cnonce);
       const reply = await replay(link, JSON.stringify({ src: "mos", id: 500 + cnonce, method: "FS.List", auth }));
@@ -260,6 +260,40 @@ describe("device security pre-handler over loopback (in-frame digest)", () => {
     assert.equal((await replay(attacker, tampered)).error?.code, 401);
     // and the honest client keeps working
     assert.deepEqual(await victim.client.call("FS.List"), { user: "admin" });
+  });
+
+  it("a frame captured before a device restart cannot be replayed after it", async () => {
+    let clock = Date.now();
+    const fresh = (): RpcServer => {
+      const deps: SecurityDeps = { ...rig.deps, now: () => clock };
+      const s = new RpcServer();
+      s.addPreHandler(createSecurityPreHandler(deps));
+      s.addHandler("FS.List", (_p, ctx) => ({ user: ctx.user }));
+      return s;
+    };
+    const before = fresh();
+    const [c1, d1] = LoopbackChannel.pair();
+    before.serve(d1);
+    const sent: string[] = [];
+    const origSend = c1.send.bind(c1);
+    c1.send = async (f: Frame) => {
+      sent.push(encodeFrame(f));
+      return origSend(f);
+    };
+    const client = new RpcClient(c1, { credentials: { username: "admin", password: "adminpw" }, timeoutMs: 5000 });
+    assert.deepEqual(await client.call("FS.List"), { user: "admin" });
+    const captured = sent.find((t) => (JSON.parse(t) as Frame).auth);
+    assert.ok(captured);
+    await client.close();
+    clock += 60_000; // the device restarts a minute later: its replay memory is empty
+    const afterRestart = fresh();
+    const [c2, d2] = LoopbackChannel.pair();
+    afterRestart.serve(d2);
+    const received: Frame[] = [];
+    c2.onFrame((d) => received.push(d.frame));
+    const reply = await replay({ clientEnd: c2, received } as unknown as Link, captured);
+    assert.equal(reply.error?.code, 401);
+    await c2.close();
   });
 
   it("ch_type rules apply by the channel's type", async () => {

@@ -66,6 +66,12 @@ describe("replay store", () => {
     assert.equal(s.size, 1, "entries whose nonce is stale are dropped");
   });
 
+  it("refuses nonces from before its start (captured before a restart)", () => {
+    const s = new ReplayStore({ notBeforeSeconds: NOW });
+    assert.equal(s.useOnce("old", NOW - 1, NOW), false);
+    assert.equal(s.useOnce("start", NOW, NOW), true);
+  });
+
   it("stays bounded under a flood and never re-accepts an evicted key", () => {
     const s = new ReplayStore({ maxEntries: 100 });
     for (let i = 0; i < 1000; i++) assert.equal(s.useOnce(`k${i}`, NOW - 1000 + i, NOW), true);
