@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import WebSocket from "ws";
 import { AuthError } from "../../src/errors.js";
 import { type DigestAlgorithm, ha1, httpDigestAuthorization } from "../../src/rpc/digest.js";
 import { RpcClient } from "../../src/rpc/client.js";
@@ -167,5 +168,37 @@ describe("HTTP Digest end to end (listenHttp + HttpDigestAuthority)", () => {
     const bad = new RpcClient(badCh, { src: "mos", timeoutMs: 10_000 });
     clients.push(bad);
     await assert.rejects(bad.call("FS.List"), AuthError);
+  });
+
+  it("WebSocket: in-frame digest on WS_in through RpcClient", async () => {
+    const ch = await openChannel(`ws://127.0.0.1:${device.port}/rpc`, { credentials: { username: "admin", password: "adminpw" } });
+    const client = new RpcClient(ch, { src: "mos", timeoutMs: 10_000, credentials: { username: "admin", password: "adminpw" } });
+    clients.push(client);
+    assert.deepEqual(await client.call("FS.List"), { user: "admin" });
+  });
+
+  it("WebSocket: a Digest header on the upgrade authenticates the link once; replayed, it does not", async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const authorization = httpDigestAuthorization(httpChallengeHeader({ realm: "myproduct", algorithm: "MD5" }, nowS), { username: "admin", password: "adminpw" }, "GET", "/rpc")!;
+    const callOver = (header: string): Promise<{ result?: unknown; error?: { code: number } }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${device.port}/rpc`, ["clubby.cesanta.com"], { headers: { Authorization: header } });
+        const timer = setTimeout(() => {
+          ws.terminate();
+          reject(new Error("no answer over WS within 5 s"));
+        }, 5000);
+        ws.on("open", () => ws.send(JSON.stringify({ id: 1, src: "t", method: "FS.List" })));
+        ws.on("message", (data: WebSocket.RawData) => {
+          clearTimeout(timer);
+          ws.close();
+          resolve(JSON.parse(String(data)) as { result?: unknown; error?: { code: number } });
+        });
+        ws.on("error", (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+      });
+    assert.deepEqual((await callOver(authorization)).result, { user: "admin" });
+    assert.equal((await callOver(authorization)).error?.code, 401);
   });
 });
