@@ -5,7 +5,9 @@
  * - Mode A, `/rpc` and `/rpc/`: the body is a whole frame. Each request becomes a one-shot Channel (type
  *   `HTTP`) handed to `onChannel`; the first frame sent on it is the response (200, JSON, CORS headers,
  *   frame + "\r\n"). A notification (no id) or a frame without method gets an empty 200 at once.
- *   A body that is not a frame is dropped, logged, and answered 400 (`{"code":400,"message":...}`).
+ *   A body that is not a frame is dropped, logged, and answered 400 (`{"code":400,"message":...}`);
+ *   an empty body on a device with `httpAuth` and no valid `Authorization` gets the 401 challenge
+ *   instead (curl --digest probes with an empty POST first).
  * - Mode B (REST), `/rpc/<Method>`: the body is the args JSON; without a body the query string becomes
  *   the args with raw values (`?pin=2&value=1` → `{"pin":2,"value":1}`). The answer is the bare result
  *   (200) or the error object with status 403, 404 or 500. Args that are not JSON → 400.
@@ -48,6 +50,10 @@ export interface HttpDeviceOptions {
   responseTimeoutMs?: number;
   /** Most sockets open at once (default 256). */
   maxConnections?: number;
+  /** The whole request (headers and body) must arrive within this many ms (default 30000). */
+  requestTimeoutMs?: number;
+  /** The request headers must arrive within this many ms (default 10000). */
+  headersTimeoutMs?: number;
 }
 
 export interface HttpDeviceServer {
@@ -136,7 +142,6 @@ function readBody(req: http.IncomingMessage, res: http.ServerResponse, limit: nu
     const tooBig = (): void => {
       done = true;
       debug("http", "request body too big: refused", { peer, size, limit });
-      res.setHeader("Connection", "close");
       reply(req, res, 413, errorBody(413, `request body exceeds ${limit} bytes`), { Connection: "close" });
       req.pause();
       res.once("finish", () => req.socket.destroySoon());
@@ -190,8 +195,8 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
   const maxBody = opts.maxBodySize ?? HTTP_DEVICE_MAX_BODY;
   const responseTimeoutMs = opts.responseTimeoutMs ?? 60_000;
   const serverOptions: http.ServerOptions = {
-    requestTimeout: 30_000,
-    headersTimeout: 10_000,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    headersTimeout: Math.min(opts.headersTimeoutMs ?? 10_000, opts.requestTimeoutMs ?? 30_000),
     keepAliveTimeout: 5_000,
     connectionsCheckingInterval: 1_000,
     maxHeaderSize: 16 * 1024,
@@ -293,6 +298,11 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
 
   const modeA = (req: http.IncomingMessage, res: http.ServerResponse, body: string, user: string | undefined): void => {
     const peer = peerOf(req);
+    if (body.trim() === "" && opts.httpAuth && user === undefined) {
+      // An empty probe (curl --digest sends one before the real body) gets the challenge, not a 400.
+      send401(req, res, opts.httpAuth);
+      return;
+    }
     let frame: Frame;
     try {
       frame = decodeFrame(body).frame;
