@@ -1,0 +1,291 @@
+/**
+ * The two channels of the UART transport (spec §2.1) over any ByteLink: `SerialClientChannel` (the host,
+ * as mos talks to a device: handshake, pacing, XON/XOFF) and `SerialDeviceChannel` (the firmware's
+ * rules: sticky `"""`/CRC modes, empty-frame and EOF answers, console text only between frames).
+ * Framing bytes come from `serial-framing.ts`; opening ports and the entry points are in `serial.ts`,
+ * whose header documents the decisions (handshake once, pacing at 115200 only, CRC mismatch drops
+ * the frame, send limit 4092 / receive limit 64 KiB).
+ */
+import { AbortedError, ChannelClosedError, TransportError, errorMessage } from "../errors.js";
+import { debug, debugEnabled } from "../log.js";
+import type { ChannelInfo, FrameListener } from "../rpc/channel.js";
+import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, toAscii } from "../rpc/frame.js";
+import { BaseChannel } from "./base.js";
+import {
+  ClientFrameParser,
+  DeviceFrameReceiver,
+  EOF_REPLY,
+  HANDSHAKE,
+  HANDSHAKE_ACK,
+  encodeClientFrame,
+  encodeSerialFrame,
+} from "./serial-framing.js";
+
+/** The firmware's default `rpc.max_frame_size`. */
+export const SERIAL_MAX_FRAME_SIZE = 4096;
+/** Largest JSON the client sends: 4096 + 6 slack - 8 CRC chars - 2 quotes of a partial delimiter. */
+export const SERIAL_SEND_LIMIT = SERIAL_MAX_FRAME_SIZE + 6 - 8 - 2;
+/** Largest frame either end accepts from the other (devices send frames bigger than 4 KB). */
+export const SERIAL_RECEIVE_LIMIT = 64 * 1024;
+export const DEFAULT_BAUD_RATE = 115200;
+const HANDSHAKE_INTERVAL_MS = 200;
+const PACING_CHUNK = 16;
+const PACING_DELAY_MS = 5;
+
+/** A raw byte pipe. The channel sets `onData` / `onEnd`; the link calls them. */
+export interface ByteLink {
+  write(data: Buffer): Promise<void>;
+  close(): Promise<void>;
+  onData?: (data: Buffer) => void;
+  onEnd?: (reason?: Error) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Shared by both ends: ASCII encoding, serialised writes, and a receive limit above the send limit. */
+abstract class SerialChannel extends BaseChannel {
+  protected readonly link: ByteLink;
+  private readonly listeners = new Set<FrameListener>();
+  private tx: Promise<void> = Promise.resolve();
+
+  protected constructor(info: ChannelInfo, link: ByteLink) {
+    super(info);
+    this.link = link;
+    link.onEnd = (reason) => {
+      this.linkEnded();
+      this.markClosed(reason ? new TransportError(`serial link ${info.peer} failed: ${reason.message}`, { cause: reason }) : undefined);
+    };
+  }
+
+  protected linkEnded(): void {}
+
+  /** The UART firmware discards its buffer on any byte >= 0x80: everything goes out as \uXXXX. */
+  protected override encode(frame: Frame): string {
+    return toAscii(encodeFrame(frame));
+  }
+
+  override onFrame(listener: FrameListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** As BaseChannel's, with SERIAL_RECEIVE_LIMIT instead of the (send) limit in `info`. */
+  protected override receiveText(text: string): void {
+    if (this.closed) return;
+    if (text.length > SERIAL_RECEIVE_LIMIT) {
+      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: text.length, limit: SERIAL_RECEIVE_LIMIT });
+      return;
+    }
+    let decoded: DecodedFrame;
+    try {
+      decoded = decodeFrame(text);
+    } catch (e) {
+      debug(this.area, "malformed frame dropped", { peer: this.info.peer, reason: errorMessage(e), sample: text.slice(0, 80) });
+      return;
+    }
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
+    for (const l of this.listeners) {
+      try {
+        l(decoded);
+      } catch (e) {
+        debug(this.area, "frame listener threw", { error: errorMessage(e) });
+      }
+    }
+  }
+
+  /** Run write jobs one after another, so frames never interleave. */
+  protected enqueue(job: () => Promise<void>): Promise<void> {
+    const p = this.tx.then(() => {
+      if (this.closed) throw new ChannelClosedError(`UART channel to ${this.info.peer} is closed`);
+      return job();
+    });
+    this.tx = p.catch(() => undefined);
+    return p;
+  }
+
+  protected dropped(reason: string, sample: string): void {
+    debug(this.area, `input dropped: ${reason}`, { peer: this.info.peer, sample });
+  }
+
+  protected async closeLink(): Promise<void> {
+    this.linkEnded();
+    await this.link.close();
+  }
+}
+
+export interface SerialClientOptions {
+  pacing: boolean;
+  onConsole?: (data: Buffer) => void;
+}
+
+/** The host end, as mos talks to a device. */
+export class SerialClientChannel extends SerialChannel {
+  private readonly parser: ClientFrameParser;
+  private readonly pacing: boolean;
+  private paused = false;
+  private waitingXon: Array<() => void> = [];
+  private handshaken = false;
+  private handshakeDone: (() => void) | undefined;
+
+  constructor(link: ByteLink, path: string, options: SerialClientOptions) {
+    super({ type: "UART", peer: path, maxFrameSize: SERIAL_SEND_LIMIT }, link);
+    this.pacing = options.pacing;
+    const onConsole = options.onConsole;
+    this.parser = new ClientFrameParser(
+      {
+        frame: (json) => this.receiveText(json),
+        eof: () => this.gotEof(),
+        drop: (reason, sample) => this.dropped(reason, sample),
+        flow: (paused) => this.setPaused(paused),
+        console: onConsole
+          ? (data) => {
+              try {
+                onConsole(data);
+              } catch (e) {
+                debug("serial", "console sink threw", { error: errorMessage(e) });
+              }
+            }
+          : undefined,
+      },
+      SERIAL_RECEIVE_LIMIT,
+    );
+    link.onData = (data) => this.parser.push(data);
+  }
+
+  /** Send the handshake every 200 ms until the device answers, the time runs out or the signal fires. */
+  async handshake(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const t0 = Date.now();
+    let tries = 0;
+    const answered = new Promise<void>((resolve) => (this.handshakeDone = resolve));
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = () => resolve();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      while (!this.handshaken) {
+        if (signal?.aborted) throw new AbortedError(`serial handshake on ${this.info.peer} aborted`);
+        if (this.closed) throw new ChannelClosedError(`serial port ${this.info.peer} closed during the handshake`);
+        const left = timeoutMs - (Date.now() - t0);
+        if (left <= 0) {
+          throw new TransportError(
+            `no response to handshake on ${this.info.peer} within ${timeoutMs} ms (${tries} tries): is it the right port? is rpc-uart enabled?`,
+          );
+        }
+        await this.enqueue(() => this.writeBytes(HANDSHAKE, false));
+        tries++;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([answered, aborted, new Promise<void>((r) => (timer = setTimeout(r, Math.min(HANDSHAKE_INTERVAL_MS, left))))]);
+        clearTimeout(timer);
+      }
+    } finally {
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+    }
+    debug("serial", "handshake complete", { peer: this.info.peer, tries, ms: Date.now() - t0 });
+  }
+
+  private gotEof(): void {
+    if (this.handshaken) return;
+    this.handshaken = true;
+    this.paused = false; // start unblocked: we just synchronised
+    this.enqueue(() => this.writeBytes(HANDSHAKE_ACK, false)).catch((e: unknown) => debug("serial", "handshake ack failed", { error: errorMessage(e) }));
+    this.handshakeDone?.();
+  }
+
+  private setPaused(paused: boolean): void {
+    this.paused = paused;
+    if (!paused) this.releaseWriters();
+  }
+
+  private releaseWriters(): void {
+    const w = this.waitingXon;
+    this.waitingXon = [];
+    for (const r of w) r();
+  }
+
+  private async waitXon(): Promise<void> {
+    while (this.paused && !this.closed) await new Promise<void>((r) => this.waitingXon.push(r));
+  }
+
+  private async writeBytes(bytes: Buffer, obeyFlow = true): Promise<void> {
+    if (!this.pacing) {
+      if (obeyFlow) await this.waitXon();
+      await this.link.write(bytes);
+      return;
+    }
+    for (let i = 0; i < bytes.length; i += PACING_CHUNK) {
+      if (obeyFlow) await this.waitXon();
+      if (this.closed) throw new ChannelClosedError(`UART channel to ${this.info.peer} is closed`);
+      await this.link.write(bytes.subarray(i, i + PACING_CHUNK));
+      await sleep(PACING_DELAY_MS);
+    }
+  }
+
+  protected sendText(text: string): Promise<void> {
+    const bytes = encodeClientFrame(text);
+    return this.enqueue(() => this.writeBytes(bytes));
+  }
+
+  protected override linkEnded(): void {
+    this.releaseWriters();
+  }
+}
+
+/** The device end, with the firmware's receive rules and sticky modes. */
+export class SerialDeviceChannel extends SerialChannel {
+  readonly receiver: DeviceFrameReceiver;
+  /** Empty-frame answers (`\n`) waiting to go out with the next output, as the firmware queues them. */
+  private pendingReplies = 0;
+  private framesQueued = 0;
+  private consoleQueue: Buffer[] = [];
+
+  constructor(link: ByteLink, maxFrameSize = SERIAL_MAX_FRAME_SIZE, peer = "UART0") {
+    super({ type: "UART", peer, maxFrameSize: SERIAL_RECEIVE_LIMIT }, link);
+    this.receiver = new DeviceFrameReceiver(
+      {
+        frame: (json) => this.receiveText(json),
+        eof: () => {
+          this.enqueue(() => this.link.write(this.withReplies(EOF_REPLY))).catch(() => undefined);
+        },
+        empty: () => {
+          this.pendingReplies++;
+        },
+        drop: (reason, sample) => this.dropped(reason, sample),
+      },
+      maxFrameSize,
+    );
+    link.onData = (data) => this.receiver.push(data);
+  }
+
+  private withReplies(data: Buffer): Buffer {
+    const n = this.pendingReplies;
+    if (n === 0) return data;
+    this.pendingReplies = 0;
+    const out = Buffer.allocUnsafe(n + data.length);
+    out.fill(0x0a, 0, n);
+    data.copy(out, n);
+    return out;
+  }
+
+  protected sendText(text: string): Promise<void> {
+    const bytes = encodeSerialFrame(text, { delim1: this.receiver.delim1Used, crc: this.receiver.crcUsed });
+    this.framesQueued++;
+    return this.enqueue(() => this.link.write(this.withReplies(bytes))).finally(() => {
+      if (--this.framesQueued === 0) this.flushConsole();
+    });
+  }
+
+  /** Console text goes straight out between frames; while frames are queued it waits (firmware: suspended). */
+  writeConsole(text: string): void {
+    if (this.closed || text.length === 0) return;
+    this.consoleQueue.push(Buffer.from(text, "utf8"));
+    if (this.framesQueued === 0) this.flushConsole();
+  }
+
+  private flushConsole(): void {
+    if (this.consoleQueue.length === 0 || this.closed) return;
+    const data = Buffer.concat(this.consoleQueue);
+    this.consoleQueue = [];
+    this.enqueue(() => this.link.write(data)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * The UART / serial transport (spec §2.1), both ends, over any byte link (a serial port through the
+ * `serialport` package, a pseudo-terminal, or an in-process pair). Byte-level framing lives in
+ * `serial-framing.ts`, the channels (handshake, pacing, flow control, sticky modes) in `serial-channels.ts`;
+ * this file opens ports and holds the entry points.
+ *
+ * Client end (`connect`, what mos does): DTR/RTS low after open, input flushed, then the `"""\x04"""\n\n`
+ * handshake every 200 ms until the device answers `"""\x04"""` (then `"""` is written back). Each frame
+ * goes out as `\n"""<ascii json><crc32>"""\n`. Decisions:
+ * - The handshake runs once per connection, not before every frame as mos does when pacing (that costs
+ *   mos at least 200 ms per call); the device's sticky modes make a repeat unnecessary.
+ * - Pacing (16-byte chunks, 5 ms apart) only at 115200 baud and without `noPacing`, as mos: at other
+ *   rates the user chose the speed deliberately.
+ * - A CRC mismatch drops that frame (logged) and keeps the session, unlike mos which disconnects.
+ * - Send limit 4092 bytes: the firmware drops a partial frame above rpc.max_frame_size (4096) + 6 bytes,
+ *   and a CRC frame can sit in its buffer with 8 CRC chars and 2 quotes of the closing `"""`. Received
+ *   frames may be larger (a real device's Config.Get reply often is): up to 64 KiB are accepted.
+ *
+ * Device end (`serveSerial`, the firmware's rules): sticky `"""` and CRC modes, buffer discarded on a
+ * byte >= 0x80, `"\n"` answer to empty frames (sent with the next output), `"""\x04"""` to the 0x04 frame,
+ * partial frames above maxFrameSize + 6 dropped, console text written only between frames.
+ */
+import type { Duplex } from "node:stream";
+import type { SerialPort } from "serialport";
+import { AbortedError, ChannelClosedError, TransportError, UsageError } from "../errors.js";
+import { debug } from "../log.js";
+import type { Channel } from "../rpc/channel.js";
+import {
+  type ByteLink,
+  DEFAULT_BAUD_RATE,
+  SERIAL_MAX_FRAME_SIZE,
+  SerialClientChannel,
+  SerialDeviceChannel,
+} from "./serial-channels.js";
+import type { ConnectOptions } from "./url.js";
+
+export {
+  type ByteLink,
+  DEFAULT_BAUD_RATE,
+  SERIAL_MAX_FRAME_SIZE,
+  SERIAL_RECEIVE_LIMIT,
+  SERIAL_SEND_LIMIT,
+  SerialClientChannel,
+  SerialDeviceChannel,
+} from "./serial-channels.js";
+
+/** The device end of a serial link. */
+export interface SerialDeviceEnd {
+  channel: Channel;
+  /** Device console output (log lines); never lands inside a frame. */
+  writeConsole(text: string): void;
+  close(): Promise<void>;
+}
+
+function deviceEnd(channel: SerialDeviceChannel): SerialDeviceEnd {
+  return { channel, writeConsole: (text) => channel.writeConsole(text), close: () => channel.close() };
+}
+
+/** Open a serial port the way mos does: 8N1, DTR and RTS driven low, pending input flushed. */
+async function openPort(path: string, baudRate: number): Promise<SerialPort> {
+  if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`invalid baud rate ${baudRate}`);
+  const { SerialPort } = await import("serialport");
+  const port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, autoOpen: false });
+  await new Promise<void>((resolve, reject) =>
+    port.open((e) => (e ? reject(new TransportError(`cannot open serial port ${path}: ${e.message}`, { cause: e })) : resolve())),
+  );
+  // Low DTR/RTS keep ESP auto-reset circuits from resetting the board. A pty has no control lines.
+  await new Promise<void>((resolve) =>
+    port.set({ dtr: false, rts: false }, (e) => {
+      if (e) debug("serial", "could not drive DTR/RTS low (not a UART?)", { path, error: e.message });
+      resolve();
+    }),
+  );
+  await new Promise<void>((resolve) => port.flush(() => resolve()));
+  return port;
+}
+
+function portLink(port: SerialPort, path: string): ByteLink {
+  let ended = false;
+  const link: ByteLink = {
+    write: (data) =>
+      new Promise<void>((resolve, reject) => {
+        if (ended || !port.isOpen) return reject(new ChannelClosedError(`serial port ${path} is closed`));
+        port.write(data, (e) => (e ? reject(new TransportError(`write to ${path} failed: ${e.message}`, { cause: e })) : resolve()));
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        ended = true;
+        if (!port.isOpen) return resolve();
+        port.close(() => resolve());
+      }),
+  };
+  const end = (reason?: Error): void => {
+    if (ended) return; // our own close: the channel already knows
+    ended = true;
+    link.onEnd?.(reason);
+  };
+  port.on("data", (d: Buffer) => link.onData?.(d));
+  port.on("error", (e: Error) => end(e));
+  port.on("close", (e?: Error | null) => end(e ?? undefined));
+  return link;
+}
+
+function portPath(url: URL): string {
+  const raw = decodeURIComponent((url.host ? "/" + url.host : "") + url.pathname);
+  if (/^\/COM\d+$/i.test(raw)) return raw.slice(1).toUpperCase();
+  if (!raw || raw === "/") throw new UsageError(`no device path in port "${url.href}" (e.g. serial:///dev/ttyUSB0)`);
+  return raw;
+}
+
+/** Handshake on a link and return the channel (the link is closed on failure). */
+async function openClientOn(link: ByteLink, path: string, options: ConnectOptions): Promise<SerialClientChannel> {
+  const baudRate = options.baudRate ?? DEFAULT_BAUD_RATE;
+  const channel = new SerialClientChannel(link, path, {
+    pacing: !options.noPacing && baudRate === DEFAULT_BAUD_RATE,
+    onConsole: options.onConsole,
+  });
+  try {
+    await channel.handshake(options.timeoutMs ?? 20_000, options.signal);
+  } catch (e) {
+    await channel.close().catch(() => undefined);
+    throw e;
+  }
+  return channel;
+}
+
+/** Client end: `serial:///dev/ttyUSB0` (url.ts turns bare paths and COMn into such URLs). */
+export async function connect(url: URL, options: ConnectOptions): Promise<Channel> {
+  const path = portPath(url);
+  if (options.signal?.aborted) throw new AbortedError(`connect to ${path} aborted`);
+  const port = await openPort(path, options.baudRate ?? DEFAULT_BAUD_RATE);
+  return openClientOn(portLink(port, path), path, options);
+}
+
+/** Device end on a serial port or pty: RPC channel type "UART", peer "UART0". */
+export async function serveSerial(opts: { path: string; baudRate?: number; maxFrameSize?: number }): Promise<SerialDeviceEnd> {
+  const port = await openPort(opts.path, opts.baudRate ?? DEFAULT_BAUD_RATE);
+  return deviceEnd(new SerialDeviceChannel(portLink(port, opts.path), opts.maxFrameSize ?? SERIAL_MAX_FRAME_SIZE));
+}
+
+/**
+ * A raw serial port for `mos console` (DTR/RTS low as for RPC). The SerialPort is itself the Duplex:
+ * read the device's bytes, write keystrokes, `destroy()` or `end()` to close.
+ */
+export async function openRawSerial(path: string, opts: { baudRate?: number } = {}): Promise<Duplex> {
+  return openPort(path, opts.baudRate ?? DEFAULT_BAUD_RATE);
+}
+
+/**
+ * An in-process serial cable: a device end and a host port joined by in-memory byte streams, with the
+ * exact serial framing on both sides (the demo uses it where socat is absent). One client at a time
+ * may have the port open; closing the client leaves the device running (as unplugging a terminal
+ * does), closing the device ends the client. Pacing is off unless `noPacing: false` is given.
+ */
+export function createSerialPair(opts: { maxFrameSize?: number; name?: string } = {}): {
+  openClient(options?: ConnectOptions): Promise<Channel>;
+  device: SerialDeviceEnd;
+} {
+  const name = opts.name ?? "serial-pair";
+  let client: ByteLink | undefined;
+  let deviceGone = false;
+  const deviceLink: ByteLink = {
+    async write(data) {
+      if (deviceGone) throw new ChannelClosedError(`${name}: device end is closed`);
+      const to = client;
+      const copy = Buffer.from(data);
+      setImmediate(() => {
+        if (to && client === to) to.onData?.(copy);
+      });
+    },
+    async close() {
+      deviceGone = true;
+      const to = client;
+      client = undefined;
+      setImmediate(() => to?.onEnd?.());
+    },
+  };
+  const device = deviceEnd(new SerialDeviceChannel(deviceLink, opts.maxFrameSize ?? SERIAL_MAX_FRAME_SIZE));
+  return {
+    device,
+    async openClient(options: ConnectOptions = {}) {
+      if (deviceGone) throw new TransportError(`${name}: the in-process device is closed`);
+      if (client) throw new TransportError(`${name}: the port is already open`);
+      const link: ByteLink = {
+        async write(data) {
+          if (client !== link) throw new ChannelClosedError(`${name}: port is closed`);
+          const copy = Buffer.from(data);
+          setImmediate(() => {
+            if (!deviceGone) deviceLink.onData?.(copy);
+          });
+        },
+        async close() {
+          if (client === link) client = undefined;
+        },
+      };
+      client = link;
+      return openClientOn(link, name, { ...options, noPacing: options.noPacing ?? true });
+    },
+  };
+}
