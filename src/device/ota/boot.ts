@@ -26,7 +26,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { errorMessage } from "../../errors.js";
 import { debug } from "../../log.js";
@@ -113,9 +113,19 @@ export async function readBootState(dir: string): Promise<BootState | undefined>
   }
 }
 
+const changeListeners = new Set<(dir: string) => void>();
+
+/** Listen for boot.json writes made in this process (the commit watchdog re-arms on them). */
+export function onBootStateChange(listener: (dir: string) => void): () => void {
+  changeListeners.add(listener);
+  return () => changeListeners.delete(listener);
+}
+
 export async function writeBootState(dir: string, s: BootState): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeFileAtomic(bootStatePath(dir), JSON.stringify(s, null, 1) + "\n");
+  const key = resolve(dir);
+  for (const l of changeListeners) l(key);
 }
 
 /** The public view of the boot state (OTA.GetBootState). */
@@ -301,7 +311,8 @@ export interface CommitWatchdog {
 /**
  * Run after boot: when the active slot is uncommitted, revert (boot state → revert slot, then
  * `requestReboot(100)`) as soon as its commit deadline passes without OTA.Commit. Re-reads boot.json when
- * the timer fires, so a commit (or a new deadline) in the meantime is honoured. Timers are unref'd.
+ * the timer fires and whenever this process writes it (OTA.Commit, OTA.SetBootState, OTA.CreateSnapshot
+ * with a commit timeout), so the deadline in force is the one honoured. Timers are unref'd.
  */
 export function startCommitWatchdog(
   dir: string,
@@ -311,9 +322,14 @@ export function startCommitWatchdog(
   const now = options.now ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
+  let generation = 0;
   const arm = async (): Promise<void> => {
     if (stopped) return;
+    const gen = ++generation;
+    if (timer) clearTimeout(timer);
+    timer = undefined;
     const s = await readBootState(dir);
+    if (gen !== generation) return; // a newer arm() runs
     if (stopped || !s || s.is_committed || s.boot_deadline === undefined) return;
     const left = s.boot_deadline - now();
     if (left > 0) {
@@ -327,10 +343,15 @@ export function startCommitWatchdog(
     if (to !== undefined) requestReboot(100);
   };
   const logFail = (e: unknown): void => debug("ota", "commit watchdog failed", { error: errorMessage(e) });
+  const key = resolve(dir);
+  const off = onBootStateChange((d) => {
+    if (d === key) void arm().catch(logFail);
+  });
   void arm().catch(logFail);
   return {
     stop() {
       stopped = true;
+      off();
       if (timer) clearTimeout(timer);
     },
   };
