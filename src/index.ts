@@ -38,3 +38,9 @@ export {
   type TlsFileOptions,
   type TransportConnect,
 } from "./transport/url.js";
+// The device agent (docs/DEVICE.md).
+export { startDevice, REBOOT_LOCKOUT_MS, type DeviceAgent, type DeviceAgentOptions } from "./device/agent.js";
+export { startFleet, type Fleet, type FleetOptions } from "./device/fleet.js";
+export { type DeviceConfig, CONFIG_SCHEMA } from "./device/config/schema.js";
+export { StatusReply } from "./rpc/server.js";
+export { validateSchema } from "./rpc/schema.js";

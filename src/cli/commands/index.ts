@@ -17,4 +17,16 @@ export interface CommandEntry {
 
 export const COMMANDS: CommandEntry[] = [
   { name: "call", summary: "call a device method: mos call METHOD [JSON]", load: () => import("./call.js") },
+  { name: "ls", summary: "list device files: mos ls [-l] [PATH]", load: () => import("./ls.js") },
+  { name: "get", summary: "download a device file: mos get FILE [-o LOCAL]", load: () => import("./get.js") },
+  { name: "put", summary: "upload a file: mos put HOSTFILE|URL [DEVFILE]", load: () => import("./put.js") },
+  { name: "rm", summary: "remove a device file: mos rm FILE", load: () => import("./rm.js") },
+  { name: "config-get", summary: "print config: mos config-get [KEY]", load: () => import("./config-get.js") },
+  { name: "config-set", summary: "set config: mos config-set KEY=VALUE ...", load: () => import("./config-set.js") },
+  { name: "wifi", summary: "join a WiFi network: mos wifi SSID PASS", load: () => import("./wifi.js") },
+  { name: "ota", summary: "update firmware: mos ota FILE|URL [BEGIN_JSON] [--commit]", load: () => import("./ota.js") },
+  { name: "console", summary: "device console (serial, or MQTT DEVICE_ID/log)", load: () => import("./console.js") },
+  { name: "info", summary: "device information (Sys.GetInfo)", load: () => import("./info.js") },
+  { name: "reboot", summary: "reboot the device", load: () => import("./reboot.js") },
+  { name: "device", summary: "run a simulated device (or fleet): mos device --dir DIR", load: () => import("./device.js") },
 ];

@@ -1,0 +1,242 @@
+/**
+ * The FS.* service (spec §3.3, SVCFS mgos_service_fs.c): List, ListExt, Get, Put, Remove, Rename, plus
+ * remos's Mkdir, over the device FS root (device/fsroot.ts refuses escapes with 400).
+ *
+ * Arguments are read as the firmware's json_scanf does: a value of the wrong JSON type counts as absent.
+ * Decisions (docs/DEVICE.md):
+ * - FS.Put `data` that is not valid base64 → 400 "invalid data" (the firmware would write garbage).
+ * - FS.Get refuses to read more than 4 MiB in one call: 500 "out of memory" (as a device's failed malloc).
+ * - FS.Mkdir `{path}` creates the directory and its parents (no error if it exists): 400 "path is
+ *   required", 500 "mkdir failed".
+ * - FS.Mkfs / FS.Mount / FS.Umount: after the firmware's argument checks (400), 501 "<method> is not
+ *   supported: the remos device has one file system per firmware slot".
+ */
+import { constants } from "node:fs";
+import { mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { RpcError } from "../../errors.js";
+import { debug } from "../../log.js";
+import type { RpcServer } from "../../rpc/server.js";
+import type { FsRoot } from "../fsroot.js";
+
+/** The most one FS.Get returns. */
+export const FS_GET_MAX = 4 * 1024 * 1024;
+
+type Params = Record<string, unknown>;
+
+function asParams(p: unknown): Params {
+  return typeof p === "object" && p !== null && !Array.isArray(p) ? (p as Params) : {};
+}
+function str(p: Params, k: string): string | undefined {
+  return typeof p[k] === "string" ? (p[k] as string) : undefined;
+}
+function num(p: Params, k: string, def: number): number {
+  return typeof p[k] === "number" && Number.isFinite(p[k]) ? Math.trunc(p[k] as number) : def;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+function decodeBase64(text: string): Buffer {
+  if (!BASE64.test(text)) throw new RpcError(400, "invalid data");
+  return Buffer.from(text, "base64");
+}
+
+export interface FsServiceDeps {
+  /** The FS root of the running slot (read at each call: it changes after an OTA reboot). */
+  root(): FsRoot;
+}
+
+function errno(e: unknown): string {
+  return (e as NodeJS.ErrnoException)?.code ?? String(e);
+}
+
+export function registerFsService(server: RpcServer, deps: FsServiceDeps): void {
+  const list = async (params: unknown, ext: boolean): Promise<unknown[]> => {
+    const p = asParams(params);
+    const path = str(p, "path") ?? "/";
+    const dir = await deps.root().resolve(path);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).sort();
+    } catch (e) {
+      debug("device", "FS.List: cannot open directory", { path, error: errno(e) });
+      return []; // the firmware answers [] when opendir fails
+    }
+    if (!ext) return names;
+    const out: { name: string; size: number }[] = [];
+    for (const name of names) {
+      try {
+        out.push({ name, size: (await stat(join(dir, name))).size });
+      } catch {
+        // entries whose stat fails are skipped, as in the firmware
+      }
+    }
+    return out;
+  };
+
+  server.addHandler("FS.List", (p) => list(p, false), {
+    argsFmt: "{path: %Q}",
+    description: "Names in a directory of the device file system (default /)",
+    resultSchema: { type: "array", items: { type: "string" } },
+  });
+  server.addHandler("FS.ListExt", (p) => list(p, true), {
+    argsFmt: "{path: %Q}",
+    description: "Names and sizes in a directory of the device file system (default /)",
+  });
+
+  server.addHandler("FS.Get", async (params) => {
+    const p = asParams(params);
+    const filename = str(p, "filename");
+    let offset = num(p, "offset", 0);
+    let len = num(p, "len", -1);
+    if (filename === undefined) throw new RpcError(400, "filename is required");
+    if (offset < 0) throw new RpcError(400, "illegal offset");
+    const path = await deps.root().resolve(filename);
+    let fh;
+    try {
+      fh = await open(path, constants.O_RDONLY);
+    } catch (e) {
+      debug("device", "FS.Get: open failed", { filename, error: errno(e) });
+      throw new RpcError(400, `failed to open file "${filename}"`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
+      const size = st.size;
+      if (offset > size) offset = size;
+      if (len < 0 || offset + len > size) len = size - offset;
+      if (len > FS_GET_MAX) throw new RpcError(500, "out of memory");
+      const data = Buffer.alloc(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(data, got, len - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== len) throw new RpcError(500, "fread");
+      return { data: data.toString("base64"), left: size - offset - len };
+    } finally {
+      await fh.close();
+    }
+  }, {
+    argsFmt: "{filename: %Q, offset: %ld, len: %ld}",
+    description: "Read a chunk of a file: base64 data and the bytes left after it",
+    resultSchema: { type: "object", properties: { data: { type: "string" }, left: { type: "integer" } } },
+  });
+
+  server.addHandler("FS.Put", async (params) => {
+    const p = asParams(params);
+    const filename = str(p, "filename");
+    const offset = num(p, "offset", -1);
+    const append = p.append === true;
+    if (filename === undefined) throw new RpcError(400, "filename is required");
+    const data = decodeBase64(str(p, "data") ?? "");
+    const path = await deps.root().resolve(filename);
+    const flags = offset < 0 ? (append ? "a" : "w") : offset === 0 ? "w" : "r+";
+    let fh;
+    try {
+      fh = await open(path, flags, 0o644);
+    } catch (e) {
+      debug("device", "FS.Put: open failed", { filename, flags, error: errno(e) });
+      throw new RpcError(400, `failed to open file "${filename}"`);
+    }
+    try {
+      if (!(await fh.stat()).isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
+      let written = 0;
+      while (written < data.length) {
+        const position = flags === "a" ? null : (offset > 0 ? offset : 0) + written;
+        const { bytesWritten } = await fh.write(data, written, data.length - written, position);
+        if (bytesWritten === 0) break;
+        written += bytesWritten;
+      }
+      if (written !== data.length) throw new RpcError(500, "failed to write data");
+    } catch (e) {
+      if (e instanceof RpcError) throw e;
+      debug("device", "FS.Put: write failed", { filename, error: errno(e) });
+      throw new RpcError(500, "failed to write data");
+    } finally {
+      await fh.close();
+    }
+    return null;
+  }, {
+    argsFmt: "{filename: %Q, offset: %ld, data: %V, append: %B}",
+    description: "Write base64 data to a file: offset 0 truncates, offset > 0 writes in place, append appends",
+  });
+
+  server.addHandler("FS.Remove", async (params) => {
+    const filename = str(asParams(params), "filename");
+    if (filename === undefined) throw new RpcError(400, "filename is required");
+    const path = await deps.root().resolve(filename);
+    if (deps.root().parts(filename).length === 0) throw new RpcError(500, "remove failed");
+    try {
+      await unlink(path);
+    } catch (e) {
+      const code = errno(e);
+      if (code !== "EISDIR" && code !== "EPERM") {
+        debug("device", "FS.Remove failed", { filename, error: code });
+        throw new RpcError(500, "remove failed");
+      }
+      try {
+        await rmdir(path); // remove() also removes an empty directory
+      } catch (e2) {
+        debug("device", "FS.Remove failed", { filename, error: errno(e2) });
+        throw new RpcError(500, "remove failed");
+      }
+    }
+    return null;
+  }, { argsFmt: "{filename: %Q}", description: "Remove a file (or an empty directory)" });
+
+  server.addHandler("FS.Rename", async (params) => {
+    const p = asParams(params);
+    const src = str(p, "src");
+    const dst = str(p, "dst");
+    if (src === undefined || dst === undefined) throw new RpcError(400, "src and dst are required");
+    const from = await deps.root().resolve(src);
+    const to = await deps.root().resolve(dst);
+    if (deps.root().parts(src).length === 0 || deps.root().parts(dst).length === 0) throw new RpcError(500, "rename failed");
+    try {
+      await rename(from, to);
+    } catch (e) {
+      debug("device", "FS.Rename failed", { src, dst, error: errno(e) });
+      throw new RpcError(500, "rename failed");
+    }
+    return null;
+  }, { argsFmt: "{src: %Q, dst: %Q}", description: "Rename (move) a file" });
+
+  server.addHandler("FS.Mkdir", async (params) => {
+    const path = str(asParams(params), "path");
+    if (path === undefined) throw new RpcError(400, "path is required");
+    const host = await deps.root().resolve(path);
+    try {
+      await mkdir(host, { recursive: true });
+      await deps.root().resolve(path); // re-check: a parent may have been a link created meanwhile
+    } catch (e) {
+      if (e instanceof RpcError) throw e;
+      debug("device", "FS.Mkdir failed", { path, error: errno(e) });
+      throw new RpcError(500, "mkdir failed");
+    }
+    return null;
+  }, { argsFmt: "{path: %Q}", description: "Create a directory and its parents (remos extension)" });
+
+  const unsupported = (method: string): never => {
+    throw new RpcError(501, `${method} is not supported: the remos device has one file system per firmware slot`);
+  };
+  server.addHandler("FS.Mkfs", (params) => {
+    const p = asParams(params);
+    if ((str(p, "dev_type") === undefined && str(p, "dev_name") === undefined) || str(p, "fs_type") === undefined) {
+      throw new RpcError(400, "fs_type is required");
+    }
+    return unsupported("FS.Mkfs");
+  }, { argsFmt: "{dev_name: %Q, dev_type: %Q, dev_opts: %Q, fs_type: %Q, fs_opts: %Q}", description: "Not supported (501)" });
+  server.addHandler("FS.Mount", (params) => {
+    const p = asParams(params);
+    if (str(p, "path") === undefined || (str(p, "dev_type") === undefined && str(p, "dev_name") === undefined) || str(p, "fs_type") === undefined) {
+      throw new RpcError(400, "path and fs_type is required");
+    }
+    return unsupported("FS.Mount");
+  }, { argsFmt: "{path: %Q, dev_name: %Q, dev_type: %Q, dev_opts: %Q, fs_type: %Q, fs_opts: %Q}", description: "Not supported (501)" });
+  server.addHandler("FS.Umount", (params) => {
+    if (str(asParams(params), "path") === undefined) throw new RpcError(400, "path is required");
+    return unsupported("FS.Umount");
+  }, { argsFmt: "{path: %Q}", description: "Not supported (501)" });
+}
