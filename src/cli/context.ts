@@ -4,7 +4,8 @@
  */
 import type { Command } from "commander";
 import { type Device, connect } from "../api/device.js";
-import { UsageError } from "../errors.js";
+import type { TransferTuning } from "../api/transfer.js";
+import { RemosError, UsageError } from "../errors.js";
 import { setDebugAreas } from "../log.js";
 import { type GlobalOptions, deviceOptions } from "./options.js";
 
@@ -30,8 +31,30 @@ export class CliContext {
     if (this.device) return this.device;
     let port = this.opts.port;
     if (!port || port === "auto") port = await autoPort();
-    this.device = await connect(port, deviceOptions(this.opts));
+    const p = port;
+    this.device = await this.step(`connect ${p}`, () => connect(p, deviceOptions(this.opts)));
     return this.device;
+  }
+
+  /** Chunk size, attempts and per-call timeout for transfers, from --chunk-size/--fs-op-attempts/--timeout. */
+  tuning(): TransferTuning {
+    const o = this.opts;
+    const t: TransferTuning = { attempts: o.fsOpAttempts, timeoutMs: o.timeout };
+    if (o.chunkSize !== undefined) {
+      if (o.chunkSize <= 0) throw new UsageError("--chunk-size must be a positive number of bytes");
+      t.chunkSize = o.chunkSize;
+    }
+    if (o.fsOpAttempts < 1) throw new UsageError("--fs-op-attempts must be at least 1");
+    return t;
+  }
+
+  /** Run a step; a RemosError it throws gets the step name first (`put init.js: chunk at offset 0: ...`). */
+  async step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw e instanceof RemosError ? e.inStep(name) : e;
+    }
   }
 
   /** Print a result: JSON with --json, else the command's text. */
