@@ -28,6 +28,14 @@ export {
   type RpcServerOptions,
 } from "./rpc/server.js";
 export type { Credentials, DigestAlgorithm } from "./rpc/digest.js";
+export { AclSyntaxError, parseAcl, type Acl, type AclEntry } from "./rpc/acl.js";
+export {
+  createHttpDigestAuthority,
+  createSecurity,
+  createSecurityPreHandler,
+  type RpcSecurityConfig,
+  type SecurityDeps,
+} from "./device/security.js";
 export { BaseChannel } from "./transport/base.js";
 export { LoopbackChannel, connectLoopback, listenLoopback } from "./transport/loopback.js";
 export {

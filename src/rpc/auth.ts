@@ -88,6 +88,7 @@ export class ReplayStore {
   private readonly buckets = new Map<number, Set<string>>();
   private count = 0;
   private floor = -Infinity;
+  private prunedAt = -Infinity;
 
   constructor(options: ReplayStoreOptions = {}) {
     this.windowSeconds = options.windowSeconds ?? NONCE_WINDOW_SECONDS;
@@ -122,6 +123,8 @@ export class ReplayStore {
   }
 
   private prune(nowSeconds: number): void {
+    if (nowSeconds === this.prunedAt) return; // at most one sweep per second
+    this.prunedAt = nowSeconds;
     const limit = nowSeconds - this.windowSeconds;
     for (const [t, b] of this.buckets) {
       if (t <= limit) {
