@@ -31,7 +31,7 @@ import type { Channel } from "../rpc/channel.js";
 import { httpDigestAuthorization } from "../rpc/digest.js";
 import type { Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
-import { clientTlsOptions, linkError, tlsPeerInfo } from "./tls-client.js";
+import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
 import type { ConnectOptions } from "./url.js";
 
 /**
@@ -60,6 +60,8 @@ interface HttpAnswer {
 class HttpClientChannel extends BaseChannel {
   private readonly agent: http.Agent;
   private readonly inflight = new Set<http.ClientRequest>();
+  /** Requests that opened a new TLS socket whose handshake completed (see refusedAfterHandshake). */
+  private readonly freshTls = new WeakSet<http.ClientRequest>();
   private readonly isTls: boolean;
   private readonly hostname: string;
   private readonly port: number;
@@ -138,11 +140,17 @@ class HttpClientChannel extends BaseChannel {
       });
       this.inflight.add(req);
       let settled = false;
+      let answered = false;
       const fail = (e: unknown): void => {
         if (settled) return;
         settled = true;
         this.inflight.delete(req);
-        reject(this.closed ? new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`) : linkError(e, this.info.peer));
+        if (this.closed) {
+          reject(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
+          return;
+        }
+        const fresh = this.freshTls.has(req);
+        reject(refusedAfterHandshake(e, this.info.peer, fresh && !answered, hasClientCert(this.options.tls)) ?? linkError(e, this.info.peer));
       };
       req.setTimeout(HTTP_IDLE_TIMEOUT_MS, () => {
         req.destroy(new TransportError(`no answer from ${this.href} within ${HTTP_IDLE_TIMEOUT_MS} ms`));
@@ -150,6 +158,7 @@ class HttpClientChannel extends BaseChannel {
       req.on("socket", (socket) => this.watchSocket(req, socket));
       req.on("error", fail);
       req.on("response", (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
         const declared = Number(res.headers["content-length"]);
@@ -203,7 +212,10 @@ class HttpClientChannel extends BaseChannel {
     };
     const onReady = (): void => {
       done();
-      if (this.isTls) this.info.tls = tlsPeerInfo(socket as TLSSocket);
+      if (this.isTls) {
+        this.info.tls = tlsPeerInfo(socket as TLSSocket);
+        this.freshTls.add(req);
+      }
     };
     socket.on(ready, onReady);
     socket.on("close", done);

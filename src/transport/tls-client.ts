@@ -103,6 +103,26 @@ export function linkError(e: unknown, peer: string): RemosError {
   return new TransportError(`link to ${peer} failed: ${words}`, { cause: e });
 }
 
+/**
+ * A server that refuses a client certificate after a TLS 1.3 handshake (Node servers with a cert from an
+ * unknown CA) just drops the connection, so the client sees a reset rather than an alert. When the link
+ * breaks that way right after the handshake and before any answer, and we presented a certificate, say so.
+ */
+export function refusedAfterHandshake(e: unknown, peer: string, handshakeDone: boolean, sentClientCert: boolean): TlsError | undefined {
+  const code = (e as { code?: unknown })?.code;
+  const reset = code === "ECONNRESET" || code === "EPIPE" || /socket hang up/i.test(errorMessage(e));
+  if (!reset || !handshakeDone || !sentClientCert) return undefined;
+  return new TlsError(
+    `TLS with ${peer} failed: the server closed the connection right after the handshake; it probably refused our client certificate (unknown CA, expired or revoked)`,
+    { cause: e },
+  );
+}
+
+/** True when the options carry a client certificate. */
+export function hasClientCert(tls: TlsFileOptions | undefined): boolean {
+  return !!(tls?.certFile || tls?.cert);
+}
+
 /** The summary of the peer certificate of a TLS socket for `ChannelInfo.tls`. */
 export function tlsPeerInfo(socket: TLSSocket): TlsPeerInfo {
   const info: TlsPeerInfo = { authorized: socket.authorized };

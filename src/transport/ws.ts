@@ -22,7 +22,7 @@ import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "../rpc/channel.js";
 import { BaseChannel } from "./base.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
-import { clientTlsOptions, linkError, tlsPeerInfo } from "./tls-client.js";
+import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
 import type { ConnectOptions, TlsFileOptions } from "./url.js";
 
 /**
@@ -112,6 +112,7 @@ function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }>
   if (o.signal?.aborted) return Promise.reject(new AbortedError("connect aborted"));
   // No userinfo in the URL we hand to `ws` (it would send Basic auth); mos sends Bearer, devices ignore it.
   const target = `${o.url.protocol}//${o.url.host}${o.url.pathname}${o.url.search}`;
+  let handshakeDone = false;
   const ws = new WebSocket(target, {
     headers: { "Sec-WebSocket-Protocol": o.subprotocol },
     origin: o.origin,
@@ -119,6 +120,10 @@ function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }>
     maxPayload: WS_MAX_FRAME_SIZE,
     ...(o.timeoutMs && o.timeoutMs > 0 ? { handshakeTimeout: o.timeoutMs } : {}),
     ...(secure ? clientTlsOptions(o.tls, o.url.hostname) : {}),
+    finishRequest: (req) => {
+      req.on("socket", (s) => s.once("secureConnect", () => (handshakeDone = true)));
+      req.end();
+    },
   });
   // The server may echo our subprotocol or not (spec §2.3); since `ws` did not offer it itself it would
   // refuse an echo, so take the header off the response before `ws` looks at it (the 'upgrade' event is
@@ -148,7 +153,7 @@ function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }>
     const onError = (e: Error): void => {
       const msg = e.message ?? "";
       if (/Opening handshake has timed out/.test(msg)) finish(new TransportError(`cannot connect to ${peer} within ${o.timeoutMs} ms`, { cause: e }));
-      else finish(linkError(e, peer));
+      else finish(refusedAfterHandshake(e, peer, handshakeDone && !tlsSocket, hasClientCert(o.tls)) ?? linkError(e, peer));
     };
     const onUnexpected = (_req: unknown, res: IncomingMessage): void => {
       const chunks: Buffer[] = [];
