@@ -22,12 +22,13 @@ import { LoopbackChannel, listenLoopback } from "../transport/loopback.js";
 import type { DeviceConfig } from "./config/schema.js";
 import { ConfigStore } from "./config/store.js";
 import { ConfigValueError, parseSetting } from "./config/values.js";
-import { DeviceConsole, LL_INFO, LL_WARN } from "./console.js";
+import { type ConsoleSink, DeviceConsole, LL_INFO, LL_WARN } from "./console.js";
 import { FsRoot } from "./fsroot.js";
 import { type DeviceIdentity, loadIdentity } from "./identity.js";
 import { type Links, startLinks } from "./links.js";
 import { type CommitWatchdog, packageVersion, resolveBoot, startCommitWatchdog } from "./ota/boot.js";
 import type { FirmwareManifest } from "./ota/manifest.js";
+import { registerOtaService } from "./ota/service.js";
 import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
 import { registerFsService } from "./services/fs.js";
@@ -48,8 +49,8 @@ export interface DeviceAgentOptions {
   httpListen?: string;
   /** Register custom services; called once, before the first boot. */
   services?: (server: RpcServer, agent: DeviceAgent) => void;
-  /** Copy the device console to the process's stdout/stderr. */
-  log?: boolean;
+  /** Copy the device console to the process's stdout/stderr (true), or to this sink (from the first line on). */
+  log?: boolean | ConsoleSink;
   /** Register the agent for `loopback://<device.id>` URLs in this process (default true). */
   loopbackName?: boolean;
 }
@@ -124,9 +125,9 @@ class Agent implements DeviceAgent {
   async start(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     this.identity = await loadIdentity(this.dir);
-    if (this.options.log) {
-      this.console.addSink((fd, text) => (fd === 2 ? process.stderr : process.stdout).write(text + "\n"));
-    }
+    const log = this.options.log;
+    if (typeof log === "function") this.console.addSink(log);
+    else if (log) this.console.addSink((fd, text) => (fd === 2 ? process.stderr : process.stdout).write(text + "\n"));
     this.installServices();
     await this.boot(true);
   }
@@ -166,6 +167,19 @@ class Agent implements DeviceAgent {
     registerConfigService(s, {
       store: () => this.store,
       reboot: (ms) => void this.reboot(ms).catch((e: unknown) => debug("device", "reboot failed", { error: errorMessage(e) })),
+    });
+    registerOtaService(s, {
+      dir: this.dir,
+      updateConfig: () => {
+        const u = this.store.live.update;
+        return {
+          timeout: u.timeout,
+          commit_timeout: u.commit_timeout,
+          keys: [u.key0, u.key1, u.key2, u.key3, u.key4, u.key5, u.key6, u.key7].map((k) => k || undefined),
+          sig_req_mask: u.sig_req_mask,
+        };
+      },
+      requestReboot: (ms) => void this.reboot(ms).catch((e: unknown) => debug("device", "reboot failed", { error: errorMessage(e) })),
     });
     this.options.services?.(s, this);
   }

@@ -26,7 +26,7 @@ export interface FleetOptions {
    * Default: none.
    */
   httpListen?: string;
-  log?: boolean;
+  log?: DeviceAgentOptions["log"];
   services?: DeviceAgentOptions["services"];
   /** Agents started at once (default 64). */
   concurrency?: number;

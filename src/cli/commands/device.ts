@@ -1,7 +1,8 @@
 /**
  * `mos device --dir DIR [--id ID] [--set K=V]... [--serial PATH] [--http-listen ADDR] [--count N]`: run a
  * Mongoose OS-compatible device agent (or a fleet of N in one process) until SIGINT/SIGTERM. Prints one
- * line per started device on stdout: `<id> <http://host:port/rpc | ->`.
+ * line per started device on stdout: `<id> <http://host:port/rpc | ->` (again after each reboot); the
+ * device console goes to stderr (`--quiet` drops it; a fleet prints it only with `--log`).
  */
 import type { Command } from "commander";
 import { UsageError } from "../../errors.js";
@@ -62,6 +63,8 @@ export function register(program: Command, ctx: CliContext): void {
     .action(async (flags: DeviceFlags) => {
       if (!flags.dir) throw new UsageError("mos device needs --dir DIR (the state directory)");
       const out = (line: string): void => ctx.print(line);
+      // The console goes to stderr, so stdout carries only the device lines (scripts read them).
+      const toStderr = (_fd: 1 | 2, text: string): void => void process.stderr.write(text + "\n");
       if (flags.count !== undefined) {
         const count = Number(flags.count);
         if (!Number.isInteger(count) || count < 1) throw new UsageError(`--count must be a positive integer, got "${flags.count}"`);
@@ -74,7 +77,7 @@ export function register(program: Command, ctx: CliContext): void {
           set: flags.set,
           arch: flags.arch,
           httpListen: flags.httpListen,
-          log: Boolean(flags.log),
+          log: flags.log ? toStderr : false,
           onStarted: (a) => out(`${a.id} ${httpUrl(a.httpAddress)}`),
         });
         await untilSignal();
@@ -89,7 +92,7 @@ export function register(program: Command, ctx: CliContext): void {
         serial: flags.serial,
         httpListen: flags.httpListen,
         arch: flags.arch,
-        log: !flags.quiet,
+        log: flags.quiet ? false : toStderr,
       });
       out(`${agent.id} ${httpUrl(agent.httpAddress)}`);
       agent.onBoot(() => out(`${agent.id} ${httpUrl(agent.httpAddress)}`));
