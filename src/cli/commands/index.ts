@@ -28,5 +28,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: "console", summary: "device console (serial, or MQTT DEVICE_ID/log)", load: () => import("./console.js") },
   { name: "info", summary: "device information (Sys.GetInfo)", load: () => import("./info.js") },
   { name: "reboot", summary: "reboot the device", load: () => import("./reboot.js") },
+  { name: "create-fw-bundle", summary: "build a firmware bundle: mos create-fw-bundle --dir APPDIR --name N --version V -o out.zip", load: () => import("./create-fw-bundle.js") },
   { name: "device", summary: "run a simulated device (or fleet): mos device --dir DIR", load: () => import("./device.js") },
 ];

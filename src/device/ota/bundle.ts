@@ -73,7 +73,12 @@ function buildId(now: Date, fsHash: string): string {
 }
 
 function toPrivateKey(k: string | KeyObject): KeyObject {
-  const key = typeof k === "string" ? createPrivateKey(k) : k;
+  let key: KeyObject;
+  try {
+    key = typeof k === "string" ? createPrivateKey(k) : k;
+  } catch {
+    throw new UsageError("signing key is not a PEM private key");
+  }
   if (key.type !== "private" || key.asymmetricKeyType !== "ec" || key.asymmetricKeyDetails?.namedCurve !== "prime256v1") {
     throw new UsageError("signing key must be an ECDSA P-256 (prime256v1) private key");
   }
