@@ -1,0 +1,249 @@
+/**
+ * What both ends of the MQTT transport share: TLS settings (with secure contexts shared between
+ * connections that use the same certificates, so 10,000 device ends in one process do not hold 10,000
+ * copies), opening one MQTT connection with a bounded wait whose failure names its cause, and the mapping
+ * of connection failures to typed errors (TlsError for handshake problems, TransportError for refusals).
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { type SecureContext, createSecureContext } from "node:tls";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { AbortedError, IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
+import { debug } from "../log.js";
+
+/**
+ * Largest frame the remos MQTT channels carry, both ends: 256 KiB. Real firmware only accepts incoming
+ * messages up to `mqtt.recv_mbuf_limit` (3072 bytes by default, 8192 on esp32/cc3220 with the aws lib).
+ */
+export const MQTT_MAX_FRAME_SIZE = 256 * 1024;
+
+/** TLS for one MQTT connection, files already read. */
+export interface MqttTls {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  ca?: string | Buffer | Array<string | Buffer>;
+  insecure?: boolean;
+  servername?: string;
+  alpn?: string[];
+}
+
+/** Read a PEM file named by a flag; an unreadable file is an IoError naming the flag. */
+export function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new IoError(`cannot read ${what} ${path}: ${errorMessage(e)}`, { cause: e });
+  }
+}
+
+const contexts = new Map<string, SecureContext>();
+const CONTEXT_CACHE_LIMIT = 256;
+
+/**
+ * A secure context for these certificates, shared with every other connection that uses the same ones.
+ * Without a CA the system roots are used (server verification stays on unless `insecure`).
+ */
+export function sharedSecureContext(t: MqttTls): SecureContext {
+  const h = createHash("sha256");
+  const part = (v: string | Buffer | undefined): void => {
+    h.update(v === undefined ? "-" : `${Buffer.byteLength(v)}:`);
+    if (v !== undefined) h.update(v);
+  };
+  part(t.cert);
+  part(t.key);
+  for (const c of t.ca === undefined ? [undefined] : Array.isArray(t.ca) ? t.ca : [t.ca]) part(c);
+  const key = h.digest("hex");
+  let ctx = contexts.get(key);
+  if (!ctx) {
+    try {
+      ctx = createSecureContext({
+        ...(t.cert !== undefined ? { cert: t.cert } : {}),
+        ...(t.key !== undefined ? { key: t.key } : {}),
+        ...(t.ca !== undefined ? { ca: t.ca } : {}),
+      });
+    } catch (e) {
+      throw new TlsError(`bad TLS certificate or key: ${errorMessage(e)}`, { cause: e });
+    }
+    if (contexts.size >= CONTEXT_CACHE_LIMIT) {
+      const oldest = contexts.keys().next().value;
+      if (oldest !== undefined) contexts.delete(oldest);
+    }
+    contexts.set(key, ctx);
+  }
+  return ctx;
+}
+
+/** The mqtt.js options that carry TLS (for mqtts and wss alike). */
+export function tlsClientOptions(t: MqttTls, host: string): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    secureContext: sharedSecureContext(t),
+    rejectUnauthorized: t.insecure !== true,
+  };
+  const servername = t.servername ?? (/^[\d.]+$|:/.test(host) ? undefined : host);
+  if (servername) o.servername = servername;
+  if (t.alpn?.length) o.ALPNProtocols = t.alpn;
+  return o;
+}
+
+const VERIFY_CAUSES: Record<string, string> = {
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server certificate is signed by an unknown CA",
+  UNABLE_TO_GET_ISSUER_CERT: "the server certificate is signed by an unknown CA",
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the server certificate is signed by an unknown CA",
+  SELF_SIGNED_CERT_IN_CHAIN: "the server certificate chain ends in an untrusted (self-signed) CA",
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server certificate is self-signed and not trusted",
+  CERT_HAS_EXPIRED: "the server certificate has expired",
+  CERT_NOT_YET_VALID: "the server certificate is not yet valid",
+  CERT_REVOKED: "the server certificate is revoked",
+  ERR_TLS_CERT_ALTNAME_INVALID: "the server certificate does not match the host name",
+  CERT_SIGNATURE_FAILURE: "the server certificate signature is invalid",
+};
+
+const ALERT_CAUSES: Array<[RegExp, string]> = [
+  [/CERTIFICATE_REQUIRED|PEER_DID_NOT_RETURN_A_CERTIFICATE/, "the broker requires a client certificate and none was given (use --cert-file/--key-file)"],
+  [/ALERT_UNKNOWN_CA/, "the broker does not trust the CA of our client certificate"],
+  [/ALERT_CERTIFICATE_EXPIRED/, "the broker refused our client certificate: it has expired"],
+  [/ALERT_CERTIFICATE_REVOKED/, "the broker refused our client certificate: it is revoked"],
+  [/ALERT_BAD_CERTIFICATE|ALERT_UNSUPPORTED_CERTIFICATE|ALERT_DECRYPT_ERROR/, "the broker refused our client certificate"],
+  [/ALERT_HANDSHAKE_FAILURE|ALERT_PROTOCOL_VERSION|NO_PROTOCOLS_AVAILABLE|WRONG_VERSION_NUMBER/, "TLS handshake failed (is this a TLS port?)"],
+];
+
+const CONNACK_CAUSES: Record<number, string> = {
+  1: "unacceptable protocol version",
+  2: "client identifier rejected",
+  3: "server unavailable",
+  4: "bad user name or password",
+  5: "not authorized",
+  128: "unspecified error",
+  133: "client identifier not valid",
+  134: "bad user name or password",
+  135: "not authorized",
+  136: "server unavailable",
+  138: "banned",
+  140: "bad authentication method",
+};
+
+/** Turn whatever a failed MQTT connection threw into a typed error that names the cause. */
+export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): RemosError {
+  if (e instanceof RemosError) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  const code = (err as Error & { code?: unknown }).code;
+  if (typeof code === "number") {
+    const cause = CONNACK_CAUSES[code] ?? err.message;
+    return new TransportError(`${peer}: broker refused the connection, return code ${code} (${cause})`, { cause: err });
+  }
+  if (typeof code === "string") {
+    const verify = VERIFY_CAUSES[code];
+    if (verify) return new TlsError(`${peer}: ${verify} (${code}); pass the broker's CA with --ca-cert-file`, { cause: err });
+    if (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_")) {
+      const hit = ALERT_CAUSES.find(([re]) => re.test(code));
+      return new TlsError(`${peer}: ${hit ? hit[1] : "TLS handshake failed"} (${code})`, { cause: err });
+    }
+    if (code === "ECONNREFUSED") return new TransportError(`${peer}: connection refused (is the broker running?)`, { cause: err });
+    if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new TransportError(`${peer}: host not found`, { cause: err });
+    if (code === "ECONNRESET" || code === "EPIPE") {
+      const hint = tlsUsed ? " during the handshake (the broker may have refused our client certificate)" : "";
+      return new TransportError(`${peer}: connection reset${hint}`, { cause: err });
+    }
+    return new TransportError(`${peer}: ${err.message} (${code})`, { cause: err });
+  }
+  if (/TLS not authorized/i.test(err.message)) return new TlsError(`${peer}: the server certificate is not trusted`, { cause: err });
+  return new TransportError(`${peer}: ${err.message}`, { cause: err });
+}
+
+export interface OpenOptions {
+  /** Bound on TCP + TLS + CONNACK, in ms. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  /** How the broker is named in messages and logs (no credentials). */
+  peer: string;
+  tlsUsed: boolean;
+}
+
+/**
+ * Open one MQTT connection, with mqtt.js's own reconnect off. The semantics of `connectAsync(url, opts,
+ * false)` — resolve on CONNACK, reject on an error or a close before it — but keeping hold of the client
+ * so that the timeout and the AbortSignal can end it, and keeping the first socket error so the message
+ * names the real cause instead of "Couldn't connect to server".
+ */
+export function openMqtt(brokerUrl: string, opts: IClientOptions, o: OpenOptions): Promise<MqttClient> {
+  if (o.signal?.aborted) return Promise.reject(new AbortedError(`connecting to ${o.peer} aborted`));
+  return new Promise<MqttClient>((resolve, reject) => {
+    let firstError: unknown;
+    const client = mqtt.connect(brokerUrl, { ...opts, reconnectPeriod: 0, connectTimeout: o.timeoutMs });
+    const fail = (e: unknown): void => {
+      cleanup();
+      client.end(true);
+      reject(mapConnectError(e, o.peer, o.tlsUsed));
+    };
+    const onConnect = (): void => {
+      cleanup();
+      resolve(client);
+    };
+    const onError = (e: Error): void => {
+      firstError ??= e;
+      fail(e);
+    };
+    const onClose = (): void => {
+      fail(firstError ?? new TransportError(`${o.peer}: connection closed before the broker accepted it`));
+    };
+    const onAbort = (): void => fail(new AbortedError(`connecting to ${o.peer} aborted`));
+    const timer = setTimeout(() => {
+      fail(firstError ?? new TransportError(`${o.peer}: no answer from the broker within ${o.timeoutMs} ms`));
+    }, o.timeoutMs);
+    // Socket-level errors that mqtt.js does not pass on (a TLS error when verification is off, a reset).
+    const onStreamError = (e: Error): void => {
+      firstError ??= e;
+    };
+    client.stream?.on("error", onStreamError);
+    function cleanup(): void {
+      clearTimeout(timer);
+      client.off("connect", onConnect);
+      client.off("error", onError);
+      client.off("close", onClose);
+      client.stream?.off("error", onStreamError);
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+    client.on("connect", onConnect);
+    client.on("error", onError);
+    client.on("close", onClose);
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    debug("mqtt", "connecting", { broker: o.peer, clientId: opts.clientId });
+  });
+}
+
+/** `%.*s`-style topic format of the firmware (`rpc.mqtt.sub_topic`/`pub_topic`): `%.*s` or `%s` → arg. */
+export function formatTopic(format: string, arg: string): string {
+  if (!format.includes("%")) return format;
+  return format.replace(/%(\.\*)?s/, () => arg);
+}
+
+/** End an mqtt.js client: politely (DISCONNECT after in-flight publishes), but within a second. */
+export async function endClient(client: MqttClient): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => {
+      client.stream?.destroy();
+      resolve();
+    }, 1000);
+    client.end(false, {}, () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/** Bound a promise; on expiry reject with a TransportError carrying `message`. */
+export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new TransportError(message)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}

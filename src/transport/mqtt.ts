@@ -1,0 +1,216 @@
+/**
+ * The MQTT transport, client end (what `mos --port mqtt://...` uses), wire-compatible with the Go mos
+ * (spec §2.4). The device end is in mqtt-device.ts (re-exported here).
+ *
+ * Port URL forms:
+ * - `mqtt://[user:pass@]host[:port]/DEVICE_ID`   MQTT over TCP, default port 1883
+ * - `mqtts://[user:pass@]host[:port]/DEVICE_ID`  MQTT over TLS, default port 8883; on port 443 ALPN
+ *   `x-amzn-mqtt-ca` is offered automatically (AWS IoT's MQTT-on-443), unless `tls.alpn` says otherwise
+ * - `mqtt+wss://[user:pass@]host[:port]/DEVICE_ID[?ws_path=/mqtt]`  MQTT over secure WebSocket, default
+ *   port 443, WebSocket path `/mqtt` (mosquitto, AWS IoT with SigV4 aside, EMQX, HiveMQ all use it);
+ *   for networks that only let 443 out. `mqtt+ws://` is the same without TLS (default port 80).
+ *
+ * On the wire, exactly as mos: client id `mos-<random int31>` (or `options.clientId`); every frame sent
+ * gets `dst = DEVICE_ID` and `src = DEVICE_ID/rpc-resp/<clientId>`; `<src>/rpc` is subscribed (QoS 1)
+ * once, when connecting, so before the first publish; frames are published to `DEVICE_ID/rpc` with QoS 1,
+ * retain false; MQTT 3.1.1; clean session. The device answers on `DEVICE_ID/rpc-resp/<clientId>/rpc`.
+ *
+ * TLS: `options.tls` certFile/keyFile/caFile (or PEM contents). UNLIKE mos, the server certificate is
+ * always verified: against the given CA, else the system roots; `insecure` turns that off (the CLI warns).
+ * Failures are typed: TlsError names the cause (unknown CA, expired, host name mismatch, no/refused
+ * client certificate), TransportError the refusal (connection refused, the broker's CONNACK return code).
+ *
+ * maxFrameSize: 256 KiB (MQTT_MAX_FRAME_SIZE) for remos peers. Real firmware only accepts incoming
+ * messages up to `mqtt.recv_mbuf_limit` (3072 bytes by default, 8192 on esp32/cc3220 with the aws lib):
+ * callers that talk to real devices keep frames small (mos's 512-byte FS chunks give ~800-byte frames).
+ *
+ * `--verbose` (debug area "mqtt") traces the topics subscribed and published to.
+ */
+import { randomInt } from "node:crypto";
+import type { IClientOptions, MqttClient } from "mqtt";
+import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
+import { debug } from "../log.js";
+import { type Frame, encodeFrame } from "../rpc/frame.js";
+import { BaseChannel } from "./base.js";
+import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
+import type { ConnectOptions, TlsFileOptions } from "./url.js";
+
+export { startMqttDevice, type MqttDeviceLink, type MqttDeviceOptions } from "./mqtt-device.js";
+export { MQTT_MAX_FRAME_SIZE } from "./mqtt-common.js";
+
+
+export const MQTT_SCHEMES = ["mqtt", "mqtts", "mqtt+ws", "mqtt+wss"];
+
+/** The parts of an MQTT port URL. */
+export interface MqttPort {
+  /** The URL mqtt.js connects to: `mqtt://h:p`, `mqtts://h:p`, `ws://h:p/path`, `wss://h:p/path`. */
+  brokerUrl: string;
+  /** The broker without credentials, for messages and `info.peer`. */
+  peer: string;
+  host: string;
+  port: number;
+  secure: boolean;
+  deviceId: string;
+  username?: string;
+  password?: string;
+}
+
+/** Parse `mqtt(s)://[user:pass@]host[:port]/DEVICE_ID` and the WebSocket forms (see the header). */
+export function parseMqttPort(url: URL): MqttPort {
+  const scheme = url.protocol.slice(0, -1).toLowerCase();
+  if (!MQTT_SCHEMES.includes(scheme)) throw new UsageError(`not an MQTT port URL: ${scheme}://`);
+  const deviceId = decodeURIComponent(url.pathname.replace(/^\/+/, ""));
+  if (!deviceId) throw new UsageError(`MQTT port URL needs the device id as its path: ${scheme}://HOST[:PORT]/DEVICE_ID`);
+  if (/[+#\0]/.test(deviceId)) throw new UsageError(`device id "${deviceId}" contains an MQTT wildcard or NUL`);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!host) throw new UsageError(`MQTT port URL has no broker host: ${url.href}`);
+  const ws = scheme.startsWith("mqtt+");
+  const secure = scheme === "mqtts" || scheme === "mqtt+wss";
+  const port = url.port ? Number(url.port) : ws ? (secure ? 443 : 80) : secure ? 8883 : 1883;
+  const hostPart = host.includes(":") ? `[${host}]` : host;
+  let brokerUrl: string;
+  let peer: string;
+  if (ws) {
+    const wsPath = url.searchParams.get("ws_path") ?? "/mqtt";
+    const path = wsPath.startsWith("/") ? wsPath : "/" + wsPath;
+    brokerUrl = `${secure ? "wss" : "ws"}://${hostPart}:${port}${path}`;
+    peer = `${scheme}://${hostPart}:${port}${path}`;
+  } else {
+    brokerUrl = `${scheme}://${hostPart}:${port}`;
+    peer = brokerUrl;
+  }
+  const out: MqttPort = { brokerUrl, peer, host, port, secure, deviceId };
+  if (url.username) out.username = decodeURIComponent(url.username);
+  if (url.password) out.password = decodeURIComponent(url.password);
+  return out;
+}
+
+/** Resolve TLS file options (paths or contents) to PEM contents. */
+export function resolveTls(t: TlsFileOptions | undefined, port: number, ws: boolean): MqttTls {
+  const out: MqttTls = {};
+  if (!t) return port === 443 && !ws ? { alpn: ["x-amzn-mqtt-ca"] } : out;
+  const cert = t.cert ?? (t.certFile ? readPem(t.certFile, "--cert-file") : undefined);
+  const key = t.key ?? (t.keyFile ? readPem(t.keyFile, "--key-file") : undefined);
+  const ca = t.ca ?? (t.caFile ? readPem(t.caFile, "--ca-cert-file") : undefined);
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError("a client certificate needs both --cert-file and --key-file");
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  if (ca !== undefined) out.ca = ca;
+  if (t.insecure) out.insecure = true;
+  if (t.servername) out.servername = t.servername;
+  const alpn = t.alpn ?? (port === 443 && !ws ? ["x-amzn-mqtt-ca"] : undefined);
+  if (alpn) out.alpn = alpn;
+  return out;
+}
+
+/** mqtt.js options for TLS over either TCP (mqtts) or WebSocket (wss). */
+export function tlsFor(p: MqttPort, tls: MqttTls, ws: boolean): Partial<IClientOptions> {
+  if (!p.secure) return {};
+  const t = tlsClientOptions(tls, p.host);
+  return ws ? ({ wsOptions: t } as Partial<IClientOptions>) : (t as Partial<IClientOptions>);
+}
+
+/** The client end of an MQTT RPC channel to one device. */
+export class MqttClientChannel extends BaseChannel {
+  readonly deviceId: string;
+  readonly clientId: string;
+  /** The `src` of every frame sent: `DEVICE_ID/rpc-resp/<clientId>`. */
+  readonly src: string;
+  private readonly client: MqttClient;
+  private readonly requestTopic: string;
+  private readonly replyTopic: string;
+  private linkError: Error | undefined;
+
+  private constructor(client: MqttClient, p: MqttPort, clientId: string) {
+    super({ type: "MQTT", peer: p.peer, maxFrameSize: MQTT_MAX_FRAME_SIZE });
+    this.client = client;
+    this.deviceId = p.deviceId;
+    this.clientId = clientId;
+    this.src = `${p.deviceId}/rpc-resp/${clientId}`;
+    this.requestTopic = `${p.deviceId}/rpc`;
+    this.replyTopic = `${this.src}/rpc`;
+    client.on("message", (topic, payload) => {
+      if (topic !== this.replyTopic) {
+        debug("mqtt", "message on an unexpected topic dropped", { topic, bytes: payload.length });
+        return;
+      }
+      if (payload.length > this.info.maxFrameSize) {
+        debug("mqtt", "incoming frame too big: dropped", { topic, size: payload.length, limit: this.info.maxFrameSize });
+        return;
+      }
+      debug("mqtt", "message", { topic, bytes: payload.length });
+      this.receiveText(payload.toString("utf8"));
+    });
+    client.on("error", (e) => {
+      this.linkError ??= e;
+      debug("mqtt", "connection error", { broker: p.peer, error: errorMessage(e) });
+    });
+    client.on("close", () => {
+      const why = this.linkError ? `: ${errorMessage(this.linkError)}` : "";
+      this.markClosed(new TransportError(`connection to the MQTT broker ${p.peer} lost${why}`, { cause: this.linkError }));
+    });
+  }
+
+  /** Connect to the broker and subscribe the reply topic (see the file header). */
+  static async open(url: URL, options: ConnectOptions): Promise<MqttClientChannel> {
+    const p = parseMqttPort(url);
+    const ws = p.brokerUrl.startsWith("ws");
+    const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
+    const clientId = options.clientId ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
+    const timeoutMs = options.timeoutMs ?? 20_000;
+    const opts: IClientOptions = {
+      clientId,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 60,
+      ...(p.username !== undefined ? { username: p.username } : {}),
+      ...(p.password !== undefined ? { password: p.password } : {}),
+      ...tlsFor(p, tls, ws),
+    };
+    const client = await openMqtt(p.brokerUrl, opts, {
+      timeoutMs,
+      peer: p.peer,
+      tlsUsed: p.secure,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    const channel = new MqttClientChannel(client, p, clientId);
+    try {
+      debug("mqtt", "subscribe", { topic: channel.replyTopic, qos: 1 });
+      const granted = await withTimeout(client.subscribeAsync(channel.replyTopic, { qos: 1 }), timeoutMs, `${p.peer}: no SUBACK within ${timeoutMs} ms`);
+      if (granted.some((g) => g.qos === 128)) throw new TransportError(`${p.peer}: the broker refused the subscription to ${channel.replyTopic} (not authorized?)`);
+    } catch (e) {
+      await channel.close();
+      throw e instanceof TransportError ? e : new TransportError(`${p.peer}: subscribing ${channel.replyTopic} failed: ${errorMessage(e)}`, { cause: e });
+    }
+    debug("mqtt", "ready", { broker: p.peer, clientId, publishTo: channel.requestTopic, repliesOn: channel.replyTopic });
+    return channel;
+  }
+
+  /** Every frame carries the routing of spec §2.4: the device replies to `<src>/rpc`. */
+  protected override encode(frame: Frame): string {
+    return encodeFrame({ ...frame, src: this.src, dst: this.deviceId });
+  }
+
+  protected async sendText(text: string): Promise<void> {
+    debug("mqtt", "publish", { topic: this.requestTopic, qos: 1, bytes: Buffer.byteLength(text) });
+    try {
+      await this.client.publishAsync(this.requestTopic, text, { qos: 1, retain: false });
+    } catch (e) {
+      if (this.closed) throw new ChannelClosedError(`MQTT channel to ${this.info.peer} is closed`, { cause: e });
+      throw new TransportError(`publishing to ${this.requestTopic} failed: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  /**
+   * Sends DISCONNECT (after in-flight publishes, bounded to 1 s) in the background: close() returns as
+   * soon as the channel is closed locally, so callers waiting on failed calls are not held up by the wire.
+   */
+  protected async closeLink(): Promise<void> {
+    void endClient(this.client);
+  }
+}
+
+/** The transport entry point for `--port mqtt://...` (registered in url.ts). */
+export async function connect(url: URL, options: ConnectOptions): Promise<MqttClientChannel> {
+  return MqttClientChannel.open(url, options);
+}
