@@ -64,6 +64,8 @@ registerTransport(["loopback"], async () => {
 });
 registerTransport(["http", "https"], async () => (await import("./http.js")).connect);
 registerTransport(["ws", "wss"], async () => (await import("./ws.js")).connect);
+registerTransport(["mqtt", "mqtts", "mqtt+ws", "mqtt+wss"], async () => (await import("./mqtt.js")).connect);
+registerTransport(["serial"], async () => (await import("./serial.js")).connect);
 
 /** Turn a `--port` value into a URL: bare device paths and COM ports become `serial:` URLs. */
 export function parsePort(port: string): URL {
