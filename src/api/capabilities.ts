@@ -5,7 +5,8 @@
  *
  * Real firmware drops HTTP requests and MQTT messages above ~3 KB (spec §2.2, §2.4) and handles one
  * request at a time, so for it remos falls back to mos's 512-byte chunks with a window of 1. A device that
- * serves FS.Sha256 is a remos agent: chunks sized from the channel's frame limit and a window of 8.
+ * serves FS.Sha256, or whose Sys.GetInfo `mg_id` starts with `remos/`, is a remos agent: chunks sized
+ * from the channel's frame limit and a window of 8.
  */
 import { debug } from "../log.js";
 import type { ChannelInfo } from "../rpc/channel.js";
@@ -34,7 +35,16 @@ export async function probeCapabilities(dev: CapabilitySource, timeoutMs?: numbe
     debug("transfer", "RPC.List failed; assuming real firmware limits", { error: (e as Error).message });
   }
   const fsSha256 = methods?.has("fs.sha256") ?? false;
-  return { methods, fsSha256, remos: fsSha256 };
+  let remos = fsSha256;
+  if (!remos && methods !== null) {
+    try {
+      const info = await dev.call<{ mg_id?: unknown } | null>("Sys.GetInfo", undefined, { timeout: timeoutMs, signal });
+      remos = typeof info?.mg_id === "string" && info.mg_id.startsWith("remos/");
+    } catch (e) {
+      debug("transfer", "Sys.GetInfo failed; assuming real firmware limits", { error: (e as Error).message });
+    }
+  }
+  return { methods, fsSha256, remos };
 }
 
 /** Default chunk size for a transfer on this channel to this device. */

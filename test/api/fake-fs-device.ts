@@ -15,6 +15,8 @@ export interface FakeOptions {
   /** Called before each FS.Put/FS.Get/OTA.Write; may throw RpcError or return a delay in ms. */
   inject?: (method: string, params: Record<string, unknown>, n: number) => number | void | Promise<number | void>;
   timeoutMs?: number;
+  /** Sys.GetInfo mg_id (a remos agent reports `remos/<version>`). */
+  mgId?: string;
 }
 
 export interface Fake {
@@ -100,7 +102,7 @@ export function startFake(o: FakeOptions = {}): Fake {
       return { sha256: createHash("sha256").update(d).digest("hex"), size: cur.length, offset: off, len: d.length };
     });
   }
-  server.addHandler("Sys.GetInfo", () => ({ id: "fake_1", app: "fake", fw_version: "1.0", fw_id: "x", mac: "AABBCCDDEEFF", arch: "sim", uptime: 5, ram_size: 1, ram_free: 1, ram_min_free: 1, fs_size: 10, fs_free: 5 }));
+  server.addHandler("Sys.GetInfo", () => ({ id: "fake_1", app: "fake", fw_version: "1.0", fw_id: "x", mac: "AABBCCDDEEFF", arch: "sim", uptime: 5, ram_size: 1, ram_free: 1, ram_min_free: 1, fs_size: 10, fs_free: 5, ...(o.mgId ? { mg_id: o.mgId } : {}) }));
   server.addHandler<Record<string, unknown>>("Config.Get", (p) => (p?.key ? lookup(fake.config, String(p.key)) : fake.config));
   server.addHandler<Record<string, unknown>>("Config.Set", (p) => {
     merge(fake.config, p.config as Record<string, unknown>);

@@ -227,6 +227,16 @@ describe("put/get on real firmware (no FS.Sha256)", () => {
     assert.ok(g.equals(data));
   });
 
+  it("a remos agent without FS.Sha256 (mg_id remos/...) gets big chunks and a window, verified by read-back", async () => {
+    const f = fake({ sha256: false, mgId: "remos/0.1.0", maxFrameSize: 16 * 1024 });
+    const data = randomBytes(100_000);
+    const r = await f.device.fs.put("a.bin", data);
+    assert.ok(r.chunkSize > 10_000);
+    assert.equal(r.window, 8);
+    assert.equal(r.verified, "readback");
+    assert.ok(f.files.get("a.bin")?.equals(data));
+  });
+
   it("reports a missing file as the device's error", async () => {
     const f = fake();
     await assert.rejects(f.device.fs.get("nope.txt"), /device error 400: failed to open file "nope.txt"/);
