@@ -27,9 +27,13 @@ interface Opts {
  * it drops the root flag for this invocation.
  */
 function releaseVersionFlag(program: Command): void {
-  const root = program as unknown as { options: { long?: string }[]; _versionOptionName?: string };
+  const root = program as unknown as {
+    options: { long?: string }[];
+    _versionOptionName?: string;
+    removeAllListeners(event: string): void;
+  };
   root.options = root.options.filter((o) => o.long !== "--version");
-  program.removeAllListeners("option:version");
+  root.removeAllListeners("option:version");
   root._versionOptionName = undefined;
 }
 
