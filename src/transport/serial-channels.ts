@@ -31,6 +31,7 @@ export const DEFAULT_BAUD_RATE = 115200;
 const HANDSHAKE_INTERVAL_MS = 200;
 const PACING_CHUNK = 16;
 const PACING_DELAY_MS = 5;
+const NL_BYTE = Buffer.from("\n");
 
 /** A raw byte pipe. The channel sets `onData` / `onEnd`; the link calls them. */
 export interface ByteLink {
@@ -234,8 +235,11 @@ export class SerialClientChannel extends SerialChannel {
 /** The device end, with the firmware's receive rules and sticky modes. */
 export class SerialDeviceChannel extends SerialChannel {
   readonly receiver: DeviceFrameReceiver;
-  /** Empty-frame answers (`\n`) waiting to go out with the next output, as the firmware queues them. */
-  private pendingReplies = 0;
+  /**
+   * The firmware's send buffer: empty-frame answers (`\n`) wait here for the next output, the EOF answer
+   * and frames are appended in order and flushed. Console text is written outside it, between flushes.
+   */
+  private out: Buffer[] = [];
   private framesQueued = 0;
   private consoleQueue: Buffer[] = [];
 
@@ -245,10 +249,11 @@ export class SerialDeviceChannel extends SerialChannel {
       {
         frame: (json) => this.receiveText(json),
         eof: () => {
-          this.enqueue(() => this.link.write(this.withReplies(EOF_REPLY))).catch(() => undefined);
+          this.out.push(EOF_REPLY);
+          this.flushOut().catch(() => undefined);
         },
         empty: () => {
-          this.pendingReplies++;
+          this.out.push(NL_BYTE);
         },
         drop: (reason, sample) => this.dropped(reason, sample),
       },
@@ -257,20 +262,19 @@ export class SerialDeviceChannel extends SerialChannel {
     link.onData = (data) => this.receiver.push(data);
   }
 
-  private withReplies(data: Buffer): Buffer {
-    const n = this.pendingReplies;
-    if (n === 0) return data;
-    this.pendingReplies = 0;
-    const out = Buffer.allocUnsafe(n + data.length);
-    out.fill(0x0a, 0, n);
-    data.copy(out, n);
-    return out;
+  private flushOut(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.out.length === 0) return;
+      const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out);
+      this.out = [];
+      await this.link.write(data);
+    });
   }
 
   protected sendText(text: string): Promise<void> {
-    const bytes = encodeSerialFrame(text, { delim1: this.receiver.delim1Used, crc: this.receiver.crcUsed });
+    this.out.push(encodeSerialFrame(text, { delim1: this.receiver.delim1Used, crc: this.receiver.crcUsed }));
     this.framesQueued++;
-    return this.enqueue(() => this.link.write(this.withReplies(bytes))).finally(() => {
+    return this.flushOut().finally(() => {
       if (--this.framesQueued === 0) this.flushConsole();
     });
   }
