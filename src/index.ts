@@ -52,3 +52,45 @@ export { startFleet, type Fleet, type FleetOptions } from "./device/fleet.js";
 export { type DeviceConfig, CONFIG_SCHEMA } from "./device/config/schema.js";
 export { StatusReply } from "./rpc/server.js";
 export { validateSchema } from "./rpc/schema.js";
+// The programmatic API (docs/API.md): connect(port) → Device with typed service helpers and the chunk pump.
+export { connect, Device, type DeviceOptions, type NotificationListener } from "./api/device.js";
+export type { CallOpts, DeviceCore } from "./api/core.js";
+export { type DeviceCapabilities, probeCapabilities } from "./api/capabilities.js";
+export { FsApi, type FsEntry } from "./api/fs.js";
+export {
+  type FsSha256Result,
+  type GetOptions,
+  type GetSink,
+  type PutOptions,
+  type TransferResult,
+  type VerifyMode,
+  MemorySink,
+} from "./api/fs-transfer.js";
+export { FileSink, OrderedStreamSink } from "./api/sinks.js";
+export {
+  ConfigApi,
+  buildConfigDiff,
+  configValueAt,
+  parseAssignments,
+  type ConfigGetOptions,
+  type ConfigObject,
+  type ConfigSetOptions,
+  type ConfigSetResult,
+  type ConfigValue,
+} from "./api/config.js";
+export { SysApi, type RebootOptions, type SetDebugParams, type SysInfo } from "./api/sys.js";
+export { GpioApi, type GpioInt, type GpioLevel, type IntHandlerParams } from "./api/gpio.js";
+export { I2cApi, type I2cOpts } from "./api/i2c.js";
+export { OtaApi, OTA_STATE, type BootState, type OtaStatus, type OtaUploadOptions, type OtaUploadResult } from "./api/ota.js";
+export { WifiApi, type ApParams, type StaParams, type WifiNetwork } from "./api/wifi.js";
+export {
+  LEGACY_CHUNK_SIZE,
+  MAX_AUTO_CHUNK_SIZE,
+  chunkSizeFor,
+  chunksOf,
+  pumpChunks,
+  type Chunk,
+  type PumpOptions,
+  type TransferProgress,
+  type TransferTuning,
+} from "./api/transfer.js";
