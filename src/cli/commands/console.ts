@@ -45,7 +45,33 @@ export function register(program: Command, ctx: CliContext): void {
         return;
       }
       if (scheme === "serial") {
-        throw new UsageError("console over a serial port is not available in this build (the serial transport has no raw mode yet)");
+        const { openRawSerial } = await import("../../transport/serial.js");
+        const path = decodeURIComponent(url.pathname);
+        const serial = await ctx.step(`console ${path}`, () => openRawSerial(path, { baudRate: ctx.opts.baudRate }));
+        serial.on("data", (d: Buffer) => process.stdout.write(d));
+        const ended = new Promise<void>((resolve) => {
+          serial.once("close", () => resolve());
+          serial.once("error", () => resolve());
+        });
+        const stdin = process.stdin;
+        if (stdin.isTTY) stdin.setRawMode(true);
+        const onKey = (d: Buffer): void => {
+          if (stdin.isTTY && d.length === 1 && d[0] === 0x03) process.emit("SIGINT"); // raw mode swallows Ctrl-C
+          else serial.write(d);
+        };
+        stdin.on("data", onKey);
+        const stdinEnded = new Promise<void>((resolve) => stdin.once("end", () => resolve()));
+        await untilInterrupted(
+          async () => {
+            stdin.off("data", onKey);
+            if (stdin.isTTY) stdin.setRawMode(false);
+            stdin.pause();
+            await new Promise<void>((resolve) => serial.end(() => resolve()));
+            serial.destroy();
+          },
+          stdin.isTTY ? ended : Promise.race([ended, stdinEnded.then(() => new Promise<void>((r) => setTimeout(r, 500)))]),
+        );
+        return;
       }
       throw new UsageError(`console works over a serial port or mqtt(s)://HOST/DEVICE_ID, not ${scheme}://`);
     });
