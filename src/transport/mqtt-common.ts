@@ -85,14 +85,15 @@ export function tlsClientOptions(t: MqttTls, host: string): Record<string, unkno
   return o;
 }
 
+const CA_HINT = "; pass the broker's CA with --ca-cert-file";
 const VERIFY_CAUSES: Record<string, string> = {
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server certificate is signed by an unknown CA",
-  UNABLE_TO_GET_ISSUER_CERT: "the server certificate is signed by an unknown CA",
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the server certificate is signed by an unknown CA",
-  SELF_SIGNED_CERT_IN_CHAIN: "the server certificate chain ends in an untrusted (self-signed) CA",
-  DEPTH_ZERO_SELF_SIGNED_CERT: "the server certificate is self-signed and not trusted",
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server certificate is signed by an unknown CA" + CA_HINT,
+  UNABLE_TO_GET_ISSUER_CERT: "the server certificate is signed by an unknown CA" + CA_HINT,
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: "the server certificate is signed by an unknown CA" + CA_HINT,
+  SELF_SIGNED_CERT_IN_CHAIN: "the server certificate is signed by an unknown CA (its chain ends in an untrusted root)" + CA_HINT,
+  DEPTH_ZERO_SELF_SIGNED_CERT: "the server certificate is self-signed and not trusted (unknown CA)" + CA_HINT,
   CERT_HAS_EXPIRED: "the server certificate has expired",
-  CERT_NOT_YET_VALID: "the server certificate is not yet valid",
+  CERT_NOT_YET_VALID: "the server certificate is not yet valid (check the clock)",
   CERT_REVOKED: "the server certificate is revoked",
   ERR_TLS_CERT_ALTNAME_INVALID: "the server certificate does not match the host name",
   CERT_SIGNATURE_FAILURE: "the server certificate signature is invalid",
@@ -133,7 +134,7 @@ export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): Rem
   }
   if (typeof code === "string") {
     const verify = VERIFY_CAUSES[code];
-    if (verify) return new TlsError(`${peer}: ${verify} (${code}); pass the broker's CA with --ca-cert-file`, { cause: err });
+    if (verify) return new TlsError(`${peer}: ${verify} (${code})`, { cause: err });
     if (code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_")) {
       const hit = ALERT_CAUSES.find(([re]) => re.test(code));
       return new TlsError(`${peer}: ${hit ? hit[1] : "TLS handshake failed"} (${code})`, { cause: err });
@@ -141,7 +142,7 @@ export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): Rem
     if (code === "ECONNREFUSED") return new TransportError(`${peer}: connection refused (is the broker running?)`, { cause: err });
     if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new TransportError(`${peer}: host not found`, { cause: err });
     if (code === "ECONNRESET" || code === "EPIPE") {
-      const hint = tlsUsed ? " during the handshake (the broker may have refused our client certificate)" : "";
+      const hint = tlsUsed ? " during the handshake (the broker may have refused our client certificate)" : " (a TLS-only port? then use mqtts://)";
       return new TransportError(`${peer}: connection reset${hint}`, { cause: err });
     }
     return new TransportError(`${peer}: ${err.message} (${code})`, { cause: err });
