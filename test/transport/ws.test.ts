@@ -5,17 +5,18 @@
  */
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket, { WebSocketServer } from "ws";
-import { ChannelClosedError } from "../../src/errors.js";
+import { ChannelClosedError, TlsError } from "../../src/errors.js";
 import type { Channel, ChannelInfo } from "../../src/rpc/channel.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { httpDigestAuthorization } from "../../src/rpc/digest.js";
 import { RpcServer } from "../../src/rpc/server.js";
 import { type HttpDeviceServer, listenHttp } from "../../src/transport/http-device.js";
 import { connect as connectWs, connectWsOut } from "../../src/transport/ws.js";
-import { testDigestAuthority } from "./http-fixtures.js";
+import { testDigestAuthority, tlsMaterial } from "./http-fixtures.js";
 
 /** A bare `ws` server standing in for some other device: answers every request frame with its id. */
 async function fakeDevice(o: { echoProtocol: boolean; binary: boolean }): Promise<{ port: number; requests: IncomingMessage[]; close(): Promise<void> }> {
@@ -217,6 +218,33 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
       rpc.stopAll();
       for (const c of cloud.clients) c.terminate();
       await new Promise<void>((r) => cloud.close(() => r()));
+    }
+  });
+
+  it("wss: verifies the cloud against the given CA (WSS_out), and keeps retrying with the TLS cause when it cannot", async () => {
+    const m = await tlsMaterial();
+    const web = https.createServer({ cert: m.server.certPem, key: m.server.keyPem });
+    const cloud = new WebSocketServer({ server: web });
+    const conns: WebSocket[] = [];
+    cloud.on("connection", (ws) => conns.push(ws));
+    await new Promise<void>((r) => web.listen(0, "127.0.0.1", () => r()));
+    const url = `wss://localhost:${(web.address() as AddressInfo).port}/device`;
+    const good = await connectWsOut({ url, tls: { ca: m.ca.certPem }, onChannel: () => undefined, reconnect: { minMs: 30, maxMs: 100 } });
+    const bad = await connectWsOut({ url, tls: { ca: m.otherCa.certPem }, onChannel: () => undefined, reconnect: { minMs: 30, maxMs: 100 } });
+    try {
+      await good.channel.whenConnected(5000);
+      assert.equal(good.channel.info.type, "WSS_out");
+      assert.equal(good.channel.link?.info.tls?.authorized, true);
+      await waitFor("a failed attempt", () => bad.channel.lastError);
+      assert.ok(bad.channel.lastError instanceof TlsError, String(bad.channel.lastError));
+      assert.match(bad.channel.lastError.message, /unknown CA/);
+      assert.notEqual(bad.channel.state, "connected");
+    } finally {
+      await good.close();
+      await bad.close();
+      for (const c of conns) c.terminate();
+      await new Promise<void>((r) => cloud.close(() => r()));
+      await new Promise<void>((r) => web.close(() => r()));
     }
   });
 
