@@ -107,9 +107,10 @@ export class ClientFrameParser {
   /** Pending possible delimiter outside frames: `pendNl` newlines followed by `pendQ` quotes. */
   private pendNl = 0;
   private pendQ = 0;
-  /** The first pending newline is a closing delimiter's trailing `\n`: never console. */
-  private pendNlSilent = false;
-  private afterTriple = false;
+  /** Pending newlines that are framing, never console: a closing `"""`'s trailing `\n`, the handshake's. */
+  private pendSilent = 0;
+  /** How many newlines after the frame that just ended are framing (1 after `"""`, all after 0x04). */
+  private silentAfter = 0;
   private consoleMidLine = false;
   private consoleParts: Buffer[] = [];
 
@@ -140,12 +141,16 @@ export class ClientFrameParser {
             conStart = -1;
           }
           if (this.pendQ > 0) this.flushPending(wantConsole);
-          if (this.pendNl === 0) this.pendNlSilent = this.afterTriple;
-          this.afterTriple = false;
+          if (this.pendQ === 0 && this.pendNl === this.pendSilent && this.silentAfter > 0) {
+            this.pendSilent++;
+            this.silentAfter--;
+          } else {
+            this.silentAfter = 0;
+          }
           this.pendNl++;
           continue;
         }
-        this.afterTriple = false;
+        this.silentAfter = 0;
         if (b === QUOTE) {
           if (conStart >= 0) {
             this.consoleRange(chunk, conStart, i, wantConsole);
@@ -211,11 +216,11 @@ export class ClientFrameParser {
 
   /** The pending delimiter bytes turned out not to start a frame: they are console output. */
   private flushPending(wantConsole: boolean): void {
-    const nl = this.pendNl - (this.pendNlSilent ? 1 : 0);
+    const nl = this.pendNl - this.pendSilent;
     const q = this.pendQ;
     this.pendNl = 0;
     this.pendQ = 0;
-    this.pendNlSilent = false;
+    this.pendSilent = 0;
     if (nl + q === 0) return;
     this.consoleMidLine = q > 0;
     if (wantConsole) {
@@ -226,11 +231,11 @@ export class ClientFrameParser {
   }
 
   private startFrame(wantConsole: boolean): void {
-    const nl = this.pendNl - (this.pendNlSilent ? 1 : 0);
+    const nl = this.pendNl - this.pendSilent;
     const q = this.pendQ;
     this.pendNl = 0;
     this.pendQ = 0;
-    this.pendNlSilent = false;
+    this.pendSilent = 0;
     // The newlines before a frame are its delimiter and the firmware's empty-frame replies; keep one
     // only to end a console line the frame would otherwise run into. Quotes before `"""` are console.
     const keepNl = nl > 0 && this.consoleMidLine ? 1 : 0;
@@ -251,13 +256,15 @@ export class ClientFrameParser {
   private endFrame(triple: boolean): void {
     const wasSkipping = this.mode === SKIP;
     this.mode = OUTSIDE;
-    this.afterTriple = triple;
+    this.silentAfter = triple ? 1 : 0;
     this.fquotes = 0;
     if (wasSkipping) return;
     this.emitConsole();
     const f = this.frameBuf;
     let end = this.flen;
     if (end === 1 && f[0] === EOF_CHAR) {
+      // The firmware answers the handshake's `\n\n` (empty frames) with newlines: framing too.
+      this.silentAfter = Number.MAX_SAFE_INTEGER;
       this.ev.eof();
       return;
     }
