@@ -235,6 +235,7 @@ class Agent implements DeviceAgent {
       serial: this.options.serial,
       httpListen: this.options.httpListen,
       onChannel: (ch) => this.serveChannel(ch),
+      strict: first,
     });
     this.watchdog = startCommitWatchdog(this.dir, (ms) => void this.reboot(ms).catch(() => undefined));
     if (b.reverted) this.console.log(LL_WARN, `reverted from slot ${b.reverted.from}: ${b.reverted.reason}`);

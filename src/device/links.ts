@@ -28,6 +28,8 @@ export interface LinkDeps {
   /** Overrides http.listen_addr; "" or "off" = no listener. */
   httpListen?: string;
   onChannel(channel: Channel): void;
+  /** Fail when HTTP or UART cannot start (the first boot); otherwise log and go on. */
+  strict?: boolean;
 }
 
 export interface Links {
@@ -76,9 +78,22 @@ export async function startLinks(deps: LinkDeps): Promise<Links> {
     else void ch.close();
   };
   try {
-    await startHttp(deps, cfg, serve, links, closers);
-    if (deps.serial) await startSerial(deps, cfg, serve, closers);
-    if (cfg.mqtt.enable) await startMqtt(deps, cfg, serve, closers);
+    // At the first boot a listener that cannot start is an error for the caller; at a reboot the device
+    // comes up without it (and logs why) rather than not at all.
+    await startHttp(deps, cfg, serve, links, closers).catch((e: unknown) => {
+      if (deps.strict) throw e;
+      deps.console.log(LL_ERROR, `HTTP not started: ${errorMessage(e)}`);
+    });
+    if (deps.serial) {
+      await startSerial(deps, cfg, serve, closers).catch((e: unknown) => {
+        if (deps.strict) throw e;
+        deps.console.log(LL_ERROR, `UART not started: ${errorMessage(e)}`);
+      });
+    }
+    if (cfg.mqtt.enable) {
+      // A bad MQTT setting must not keep the device from booting (it could then never be fixed remotely).
+      await startMqtt(deps, cfg, serve, closers).catch((e: unknown) => deps.console.log(LL_ERROR, `MQTT not started: ${errorMessage(e)}`));
+    }
   } catch (e) {
     await links.close();
     throw e;
