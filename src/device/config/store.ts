@@ -10,7 +10,7 @@
  *
  * Every write is atomic (temp + fsync + rename), so a kill at any instant leaves the old or the new file.
  */
-import { readFile, rename, unlink } from "node:fs/promises";
+import { readFile, readdir, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { debug } from "../../log.js";
 import { writeFileAtomic } from "../atomic.js";
@@ -33,6 +33,22 @@ export interface SaveOptions {
 
 function isMissing(e: unknown): boolean {
   return (e as NodeJS.ErrnoException)?.code === "ENOENT";
+}
+
+/** Temp files of atomic writes interrupted by a crash (`.conf9.json.tmp-<pid>-<rand>`). */
+async function removeLeftoverTemps(root: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (/^\.conf.*\.json(\.try)?\.tmp-\d+-[a-z0-9]+$/.test(n)) {
+      await unlink(join(root, n)).catch(() => undefined);
+      debug("device", "removed a leftover temp file", { file: n });
+    }
+  }
 }
 
 export class ConfigStore {
@@ -69,6 +85,7 @@ export class ConfigStore {
     } catch (e) {
       debug("device", "legacy conf.json could not be renamed", { error: (e as Error).message });
     }
+    await removeLeftoverTemps(options.fsRoot);
     store.liveConfig = await store.loadLevel(9, true);
     return store;
   }
