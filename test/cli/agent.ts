@@ -1,9 +1,10 @@
 /**
- * Test helper: run the real device agent as a user would (`mos device --dir D --http-listen 127.0.0.1:0`)
+ * Test helper: run the real device agent as a user would (`mos device --dir D --http-listen 127.0.0.1:PORT`, PORT probed free)
  * in a child process, and learn its id and HTTP URL from its first stdout line (`<id> <url>`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MOS_BIN, REPO_ROOT } from "../helpers/mos.js";
@@ -17,9 +18,19 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
+/** A free loopback port (probed by listening on port 0): a fixed port survives the agent's reboots. */
+export async function freeLoopbackPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
 export async function startAgent(extra: string[] = [], timeoutMs = 15_000): Promise<AgentProcess> {
   const dir = mkdtempSync(join(tmpdir(), "remos-e2e-dev-"));
-  const proc = spawn(process.execPath, [MOS_BIN, "device", "--dir", dir, "--http-listen", "127.0.0.1:0", "--quiet", ...extra], {
+  const listen = `127.0.0.1:${await freeLoopbackPort()}`;
+  const proc = spawn(process.execPath, [MOS_BIN, "device", "--dir", dir, "--http-listen", listen, "--quiet", ...extra], {
     cwd: REPO_ROOT,
     env: { ...process.env, NODE_OPTIONS: "" },
     stdio: ["ignore", "pipe", "pipe"],
