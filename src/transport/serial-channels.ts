@@ -108,6 +108,17 @@ abstract class SerialChannel extends BaseChannel {
     debug(this.area, `input dropped: ${reason}`, { peer: this.info.peer, sample });
   }
 
+  /**
+   * Release the port first, then mark the channel closed (failing pending calls): callers that await
+   * close() see the rejections right after it returns, and may reopen the port at once.
+   */
+  override async close(): Promise<void> {
+    if (this.closed) return;
+    this.linkEnded();
+    await this.link.close().catch((e: unknown) => debug(this.area, "closing the link failed", { peer: this.info.peer, error: errorMessage(e) }));
+    await super.close();
+  }
+
   protected async closeLink(): Promise<void> {
     this.linkEnded();
     await this.link.close();
