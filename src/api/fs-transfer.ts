@@ -74,6 +74,7 @@ interface Resolved {
   attempts: number;
   timeout: number;
   fsSha256: boolean;
+  remos: boolean;
 }
 
 async function resolveTuning(core: DeviceCore, filename: string, o: TransferTuning): Promise<Resolved> {
@@ -84,6 +85,7 @@ async function resolveTuning(core: DeviceCore, filename: string, o: TransferTuni
     attempts: o.attempts ?? 3,
     timeout: o.timeoutMs ?? core.timeoutMs,
     fsSha256: caps.fsSha256,
+    remos: caps.remos,
   };
 }
 
@@ -106,8 +108,33 @@ export async function fsSha256(
   return r;
 }
 
-/** How much of `data` is already on the device as `filename` (0 when nothing provably is). */
+/**
+ * How much of `data` is already on the device as `filename` (0 when nothing provably is): by FS.Sha256
+ * when the device has it; else, on a remos agent (fast big-chunk reads), by reading the file back and
+ * taking the longest prefix identical to `data`. Real firmware without a checksum: 0 (start over).
+ */
 async function resumePoint(core: DeviceCore, filename: string, data: Uint8Array, t: Resolved, signal?: AbortSignal): Promise<number> {
+  if (t.fsSha256) return resumeBySha(core, filename, data, t, signal);
+  if (!t.remos) return 0;
+  let size: number;
+  try {
+    const first = await getChunk(core, filename, 0, 1, { timeout: t.timeout, signal });
+    size = first.data.length + first.left;
+  } catch (e) {
+    if (e instanceof DeviceError) return 0;
+    throw e;
+  }
+  if (size === 0 || size > data.length) return 0;
+  const sink = new MemorySink();
+  await getInto(core, filename, sink, { chunkSize: t.chunkSize, window: t.window, attempts: t.attempts, timeoutMs: t.timeout, signal, verify: "none" });
+  const have = sink.buffer();
+  let same = 0;
+  const n = Math.min(have.length, data.length);
+  while (same < n && have[same] === data[same]) same++;
+  return same;
+}
+
+async function resumeBySha(core: DeviceCore, filename: string, data: Uint8Array, t: Resolved, signal?: AbortSignal): Promise<number> {
   let whole: FsSha256Result;
   try {
     whole = await fsSha256(core, filename, {}, { timeout: t.timeout, signal });
@@ -138,7 +165,7 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
   };
 
   let start = 0;
-  if (o.resume !== false && t.fsSha256 && size > 0) start = await resumePoint(core, filename, data, t, o.signal);
+  if (o.resume !== false && size > 0) start = await resumePoint(core, filename, data, t, o.signal);
   if (start > 0) debug("transfer", "put: resuming", { filename, from: start, size });
   const resumedFrom = start;
   if (start === 0) {

@@ -237,6 +237,27 @@ describe("put/get on real firmware (no FS.Sha256)", () => {
     assert.ok(f.files.get("a.bin")?.equals(data));
   });
 
+  it("a remos agent without FS.Sha256 resumes after the longest prefix it reads back identical", async () => {
+    const f = fake({ sha256: false, mgId: "remos/0.1.0" });
+    const data = randomBytes(100_000);
+    const partial = Buffer.alloc(70_000);
+    data.copy(partial, 0, 0, 45_000);
+    data.copy(partial, 50_000, 50_000, 70_000);
+    f.files.set("p.bin", partial);
+    const r = await f.device.fs.put("p.bin", data, { chunkSize: 10_000 });
+    assert.equal(r.resumedFrom, 45_000);
+    assert.ok(f.files.get("p.bin")?.equals(data));
+  });
+
+  it("real firmware without a checksum starts over instead of resuming", async () => {
+    const f = fake({ sha256: false });
+    const data = randomBytes(3000);
+    f.files.set("q.bin", Buffer.from(data.subarray(0, 1000)));
+    const r = await f.device.fs.put("q.bin", data);
+    assert.equal(r.resumedFrom, 0);
+    assert.ok(f.files.get("q.bin")?.equals(data));
+  });
+
   it("reports a missing file as the device's error", async () => {
     const f = fake();
     await assert.rejects(f.device.fs.get("nope.txt"), /device error 400: failed to open file "nope.txt"/);
