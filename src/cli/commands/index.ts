@@ -25,6 +25,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "config-set", summary: "set config: mos config-set KEY=VALUE ...", load: () => import("./config-set.js") },
   { name: "wifi", summary: "join a WiFi network: mos wifi SSID PASS", load: () => import("./wifi.js") },
   { name: "ota", summary: "update firmware: mos ota FILE|URL [BEGIN_JSON] [--commit]", load: () => import("./ota.js") },
+  { name: "ports", summary: "list serial ports, one per line", load: () => import("./ports.js") },
   { name: "console", summary: "device console (serial, or MQTT DEVICE_ID/log)", load: () => import("./console.js") },
   { name: "info", summary: "device information (Sys.GetInfo)", load: () => import("./info.js") },
   { name: "reboot", summary: "reboot the device", load: () => import("./reboot.js") },
