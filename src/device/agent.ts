@@ -29,6 +29,8 @@ import { type Links, startLinks } from "./links.js";
 import { type CommitWatchdog, packageVersion, resolveBoot, startCommitWatchdog } from "./ota/boot.js";
 import type { FirmwareManifest } from "./ota/manifest.js";
 import { registerOtaService } from "./ota/service.js";
+import { type GpioHal, MemoryGpioHal } from "./hal/gpio.js";
+import { registerGpioService } from "./services/gpio.js";
 import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
 import { registerFsService } from "./services/fs.js";
@@ -51,6 +53,8 @@ export interface DeviceAgentOptions {
   services?: (server: RpcServer, agent: DeviceAgent) => void;
   /** Copy the device console to the process's stdout/stderr (true), or to this sink (from the first line on). */
   log?: boolean | ConsoleSink;
+  /** The GPIO pins GPIO.* drive (default: a simulated bank, MemoryGpioHal). */
+  gpio?: GpioHal;
   /** Register the agent for `loopback://<device.id>` URLs in this process (default true). */
   loopbackName?: boolean;
 }
@@ -168,6 +172,7 @@ class Agent implements DeviceAgent {
       store: () => this.store,
       reboot: (ms) => void this.reboot(ms).catch((e: unknown) => debug("device", "reboot failed", { error: errorMessage(e) })),
     });
+    registerGpioService(s, this.options.gpio ?? new MemoryGpioHal());
     registerOtaService(s, {
       dir: this.dir,
       updateConfig: () => {
