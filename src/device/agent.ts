@@ -31,6 +31,8 @@ import type { FirmwareManifest } from "./ota/manifest.js";
 import { registerOtaService } from "./ota/service.js";
 import { type GpioHal, MemoryGpioHal } from "./hal/gpio.js";
 import { registerGpioService } from "./services/gpio.js";
+import { createSimulatedI2c } from "./hal/sim-i2c.js";
+import { registerI2cService } from "./services/i2c.js";
 import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
 import { registerFsService } from "./services/fs.js";
@@ -173,6 +175,7 @@ class Agent implements DeviceAgent {
       reboot: (ms) => void this.reboot(ms).catch((e: unknown) => debug("device", "reboot failed", { error: errorMessage(e) })),
     });
     registerGpioService(s, this.options.gpio ?? new MemoryGpioHal());
+    registerI2cService(s, createSimulatedI2c(this.dir, () => this.store.live.i2c.enable).bus);
     registerOtaService(s, {
       dir: this.dir,
       updateConfig: () => {

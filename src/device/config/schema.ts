@@ -157,6 +157,13 @@ export const CONFIG_SCHEMA = {
     },
     sta_connect_timeout: int(30),
   },
+  i2c: {
+    enable: bool(false),
+    freq: int(100000),
+    debug: bool(false),
+    sda_gpio: int(-1),
+    scl_gpio: int(-1),
+  },
   update: {
     timeout: int(600),
     commit_timeout: int(0),
