@@ -10,7 +10,8 @@
  *   port 443, WebSocket path `/mqtt` (mosquitto, AWS IoT with SigV4 aside, EMQX, HiveMQ all use it);
  *   for networks that only let 443 out. `mqtt+ws://` is the same without TLS (default port 80).
  *
- * On the wire, exactly as mos: client id `mos-<random int31>` (or `options.clientId`); every frame sent
+ * On the wire, exactly as mos: client id `mos-<random int31>` (or `options.clientId`, or the CN of a remos
+ * operator certificate, which the remos broker requires); every frame sent
  * gets `dst = DEVICE_ID` and `src = DEVICE_ID/rpc-resp/<clientId>`; `<src>/rpc` is subscribed (QoS 1)
  * once, when connecting, so before the first publish; frames are published to `DEVICE_ID/rpc` with QoS 1,
  * retain false; MQTT 3.1.1; clean session. The device answers on `DEVICE_ID/rpc-resp/<clientId>/rpc`.
@@ -26,7 +27,7 @@
  *
  * `--verbose` (debug area "mqtt") traces the topics subscribed and published to.
  */
-import { randomInt } from "node:crypto";
+import { X509Certificate, randomInt } from "node:crypto";
 import type { IClientOptions, MqttClient } from "mqtt";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
@@ -110,6 +111,23 @@ export function tlsFor(p: MqttPort, tls: MqttTls, ws: boolean): Partial<IClientO
   return ws ? ({ wsOptions: t } as Partial<IClientOptions>) : (t as Partial<IClientOptions>);
 }
 
+/**
+ * The CN of a remos operator certificate (subject OU=operator, issued by `mos ca`/`mos iot-setup`): the
+ * remos broker requires the client id to equal it, so it is the default client id with such a
+ * certificate. Any other certificate (e.g. an AWS IoT device certificate) keeps mos's random id.
+ */
+function operatorCn(cert: string | Buffer | undefined): string | undefined {
+  if (cert === undefined) return undefined;
+  try {
+    const fields = new X509Certificate(cert).subject.split("\n");
+    if (!fields.includes("OU=operator")) return undefined;
+    const cn = fields.find((f) => f.startsWith("CN="))?.slice(3);
+    return cn && /^[A-Za-z0-9_.:@-]{1,64}$/.test(cn) ? cn : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The client end of an MQTT RPC channel to one device. */
 export class MqttClientChannel extends BaseChannel {
   readonly deviceId: string;
@@ -156,7 +174,7 @@ export class MqttClientChannel extends BaseChannel {
     const p = parseMqttPort(url);
     const ws = p.brokerUrl.startsWith("ws");
     const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
-    const clientId = options.clientId ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
+    const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
     const timeoutMs = options.timeoutMs ?? 20_000;
     const opts: IClientOptions = {
       clientId,

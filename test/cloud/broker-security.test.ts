@@ -7,6 +7,7 @@ import { securitySuite } from "./security-suite.js";
 
 securitySuite("embedded broker security", {
   refusesClientIdMismatch: true,
+  refusesSubscribe: true,
   async start(fx) {
     const b = await startBroker({ ...fx.prepared.tls, host: "127.0.0.1", port: 0 });
     return { url: `mqtts://127.0.0.1:${b.port}`, stop: () => b.close() };
