@@ -38,6 +38,7 @@ export {
 } from "./device/security.js";
 export { BaseChannel } from "./transport/base.js";
 export { LoopbackChannel, connectLoopback, listenLoopback } from "./transport/loopback.js";
+export { type SerialDeviceEnd, createSerialPair, openRawSerial, serveSerial } from "./transport/serial.js";
 export {
   openChannel,
   parsePort,

@@ -62,7 +62,7 @@ async function openPort(path: string, baudRate: number): Promise<SerialPort> {
   const { SerialPort } = await import("serialport");
   const port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, autoOpen: false });
   await new Promise<void>((resolve, reject) =>
-    port.open((e) => (e ? reject(new TransportError(`cannot open serial port ${path}: ${e.message}`, { cause: e })) : resolve())),
+    port.open((e) => (e ? reject(new TransportError(`cannot open serial port ${path}: ${e.message.replace(/^Error: /, "")}`, { cause: e })) : resolve())),
   );
   // Low DTR/RTS keep ESP auto-reset circuits from resetting the board. A pty has no control lines.
   await new Promise<void>((resolve) =>

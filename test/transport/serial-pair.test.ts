@@ -226,6 +226,18 @@ describe("serial client end (mos rules)", () => {
 });
 
 describe("serial in-process pair", () => {
+  it("receives device frames bigger than 4 KB (a real Config.Get reply often is)", async () => {
+    const pair = createSerialPair();
+    const server = new RpcServer({ localIds: ["dev"] });
+    server.addHandler("Config.Get", () => ({ blob: "c".repeat(12_000) }));
+    server.serve(pair.device.channel);
+    const client = new RpcClient(await pair.openClient(), { src: "mos", timeoutMs: 5000 });
+    assert.deepEqual(await client.call("Config.Get"), { blob: "c".repeat(12_000) });
+    await client.close();
+    await pair.device.close();
+    server.stopAll();
+  });
+
   it("carries console output to onConsole, outside frames, and keeps the device when the client closes", async () => {
     const pair = createSerialPair();
     const server = new RpcServer({ localIds: ["dev"] });
