@@ -99,15 +99,14 @@ export function registerOtaService(server: RpcServer, deps: OtaDeps): void {
   let msg = "";
   let session: PushSession | undefined;
   let pulling: { size: number; received: number } | undefined;
-  let chain: Promise<unknown> = Promise.resolve();
+  // Leftover staging from before the (re)boot goes first; every OTA operation queues behind it.
+  let chain: Promise<unknown> = rm(otaDir, { recursive: true, force: true }).catch(() => undefined);
   /** Run OTA operations one at a time, in arrival order. */
   const serial = <T>(fn: () => Promise<T>): Promise<T> => {
     const run = chain.then(fn, fn);
     chain = run.catch(() => undefined);
     return run;
   };
-
-  void rm(otaDir, { recursive: true, force: true }).catch(() => undefined);
 
   const bootState = async (): Promise<BootState> => {
     const s = await readBootState(deps.dir);
