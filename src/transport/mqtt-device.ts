@@ -7,7 +7,8 @@
  * - A message on `<id>/rpc` is a whole frame; on `<id>/rpc/<Method>` the method is taken from the topic
  *   suffix (id, src and params still come from the payload).
  * - Requests with an id but no src are dropped ("Drop frame without src", debug-logged): there is no
- *   topic to answer on.
+ *   topic to answer on. A request whose src and id equal one of the last 8 received (within 2 s) is dropped
+ *   as a duplicate delivery (brokers that deliver once per matching subscription; mos never reuses ids).
  * - Frames sent (replies, device requests, notifications) are published to `pub_topic` formatted with the
  *   frame's `dst` (default `<dst>/rpc`), QoS `qos` (default 1), never retained. A frame without `dst`
  *   (remos decision; the firmware would publish to "/rpc") goes to the `src` of the last request this
@@ -113,6 +114,28 @@ interface DeviceState {
   qos: 0 | 1 | 2;
   /** The src of the last request received: where frames without dst go. */
   lastRequester: string | undefined;
+  /** `src NUL id` of the last few requests and when they came (a ring), to drop duplicate deliveries. */
+  recent: string[];
+  recentAt: number[];
+  recentNext: number;
+}
+
+const RECENT_REQUESTS = 8;
+const DUPLICATE_WINDOW_MS = 2000;
+
+/**
+ * A broker that delivers once per matching subscription (some do, for `<id>/rpc` and `<id>/rpc/#`)
+ * would run every request twice. mos never reuses an id (retries get new ones), so a request whose
+ * src and id match one of the last few, within 2 s, is a duplicate delivery.
+ */
+function isDuplicate(state: DeviceState, key: string): boolean {
+  const now = Date.now();
+  const i = state.recent.indexOf(key);
+  if (i >= 0 && now - (state.recentAt[i] ?? 0) < DUPLICATE_WINDOW_MS) return true;
+  state.recent[state.recentNext] = key;
+  state.recentAt[state.recentNext] = now;
+  state.recentNext = (state.recentNext + 1) % RECENT_REQUESTS;
+  return false;
 }
 
 /** One MQTT connection of a device end; the reconnect decorator makes the lasting channel out of these. */
@@ -171,6 +194,10 @@ class MqttDeviceConnection extends BaseChannel {
           return;
         }
         this.state.lastRequester = f.src;
+        if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
+          debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
+          return;
+        }
       }
     }
     debug("mqtt", "message", { topic, bytes: payload.length });
@@ -223,6 +250,9 @@ export async function startMqttDevice(o: MqttDeviceOptions): Promise<MqttDeviceL
     pubTopic: o.pubTopic ?? "%.*s/rpc",
     qos: o.qos ?? 1,
     lastRequester: undefined,
+    recent: [],
+    recentAt: [],
+    recentNext: 0,
   };
   const timeoutMs = o.connectTimeoutMs ?? 30_000;
   const ws = broker.url.startsWith("ws");

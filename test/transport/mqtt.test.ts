@@ -11,7 +11,7 @@ import { type LogEvent, addLogSink } from "../../src/log.js";
 import type { Channel } from "../../src/rpc/channel.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, connect, parseMqttPort, startMqttDevice } from "../../src/transport/mqtt.js";
+import { type MqttDeviceLink, connect, parseMqttPort, resolveTls, startMqttDevice } from "../../src/transport/mqtt.js";
 import { openChannel } from "../../src/transport/url.js";
 import { channelContract } from "../contract/channel-contract.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
@@ -214,6 +214,26 @@ describe("mqtt transport: topics, routing and interop (mosquitto)", { skip, time
     } finally {
       off();
     }
+  });
+
+  it("a duplicate delivery of the same request (same src and id) runs once", async () => {
+    seen.length = 0;
+    const req = '{"id":11,"src":"dup_check","method":"Test.Echo","params":"once"}';
+    await spy.publishAsync("esp32_A1B2C3/rpc", req, { qos: 1 });
+    await spy.publishAsync("esp32_A1B2C3/rpc/Test.Echo", req, { qos: 1 });
+    await spy.publishAsync("esp32_A1B2C3/rpc", '{"id":12,"src":"dup_check","method":"Test.Echo","params":"next"}', { qos: 1 });
+    await waitFor(() => seen.some((m) => m.topic === "dup_check/rpc" && m.payload.includes('"next"')), 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(seen.filter((m) => m.topic === "dup_check/rpc").map((m) => (JSON.parse(m.payload) as { result: string }).result), ["once", "next"]);
+  });
+
+  it("resolves TLS options: files or PEM, ALPN x-amzn-mqtt-ca on port 443", () => {
+    assert.deepEqual(resolveTls(undefined, 443, false), { alpn: ["x-amzn-mqtt-ca"] });
+    assert.deepEqual(resolveTls(undefined, 8883, false), {});
+    assert.deepEqual(resolveTls({ ca: "CA" }, 443, true), { ca: "CA" });
+    assert.deepEqual(resolveTls({ cert: "C", key: "K", insecure: true, alpn: ["mqtt"] }, 443, false), { cert: "C", key: "K", insecure: true, alpn: ["mqtt"] });
+    assert.throws(() => resolveTls({ certFile: "/nonexistent/cert.pem", keyFile: "/nonexistent/key.pem" }, 8883, false), /cannot read --cert-file/);
+    assert.throws(() => resolveTls({ cert: "C" }, 8883, false), /needs both/);
   });
 
   it("device-originated frames go to <dst>/rpc; without dst to the last requester", async () => {
