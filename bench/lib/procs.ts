@@ -6,11 +6,16 @@ import { createServer } from "node:net";
 
 const started = new Set<ChildProcess>();
 
-export function startProcess(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ["ignore", o.quiet === false ? "inherit" : "ignore", "pipe"], env: o.env ?? process.env });
+/** Remember a child so stopAll() (on exit, SIGINT, failure) kills it. */
+export function track(child: ChildProcess): ChildProcess {
   started.add(child);
   child.on("exit", () => started.delete(child));
   return child;
+}
+
+export function startProcess(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; quiet?: boolean; stdout?: "pipe" } = {}): ChildProcess {
+  const out = o.stdout ?? (o.quiet === false ? "inherit" : "ignore");
+  return track(spawn(cmd, args, { stdio: ["ignore", out, "pipe"], env: o.env ?? process.env }));
 }
 
 export async function stopProcess(child: ChildProcess): Promise<void> {

@@ -52,6 +52,12 @@ export class Results {
     return full;
   }
 
+  /** A figure that could not be measured (missing tool, failed setup): recorded with the reason. */
+  missing(suite: string, name: string, reason: string): void {
+    this.figures.push({ suite, name, value: NaN, unit: "", baselineName: "-", baseline: NaN, ratio: NaN, note: `missing: ${reason}` });
+    process.stdout.write(`${suite} | ${name}: MISSING (${reason})\n`);
+  }
+
   note(text: string): void {
     this.notes.push(text);
     process.stdout.write(`note: ${text}\n`);
@@ -109,7 +115,7 @@ function renderMarkdown(d: { date: string; machine: Record<string, string | numb
   for (const f of d.figures) {
     const met = targetMet(f);
     lines.push(
-      `| ${f.suite} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baselineName}: ${fmt(f.baseline)} ${f.unit} | ${fmt(f.ratio)}x | ${f.target ? `${f.target} ${met ? "✓" : "✗"}` : ""} |`,
+      f.note?.startsWith("missing:") ? `| ${f.suite} | ${f.name} | ${f.note} | | | |` : `| ${f.suite} | ${f.name} | ${fmt(f.value)} ${f.unit} | ${f.baselineName}: ${fmt(f.baseline)} ${f.unit} | ${fmt(f.ratio)}x | ${f.target ? `${f.target} ${met ? "✓" : "✗"}` : ""} |`,
     );
   }
   if (d.notes.length) {

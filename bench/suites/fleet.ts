@@ -1,0 +1,3 @@
+export async function runFleet(): Promise<void> {
+  throw new Error("not yet");
+}

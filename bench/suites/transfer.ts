@@ -1,0 +1,93 @@
+/**
+ * Transfers: put and get of 1 MB and 16 MB over each transport with the API's chunk pump (default tuning:
+ * big chunks, a window, FS.Sha256 verification), against (a) the raw link moving the same bytes in the
+ * same chunk size and window with the same library, and (b) mos's 512-byte stop-and-wait (chunkSize 512,
+ * window 1), on plain loopback and with 50 ms of added round trip (bench/lib/delay-proxy.ts; not serial,
+ * a pty is not TCP). Stop-and-wait is linear in the size, so it is timed over a prefix (1 MB on loopback,
+ * 64 KB at 50 ms) and reported as a rate.
+ */
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { errorMessage } from "../../src/errors.js";
+import { TRANSPORTS, setupTransport, type TransportFixture } from "../lib/fixtures.js";
+import type { Results } from "../lib/report.js";
+
+const MB = 1024 * 1024;
+
+async function timed(op: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await op();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Move `size` bytes over the raw link in `chunk`-byte messages with `window` in flight. */
+async function rawMove(fx: TransportFixture, dir: "put" | "get", size: number, chunk: number, window: number): Promise<void> {
+  const body = "A" + "x".repeat(chunk);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < size) {
+      const n = Math.min(chunk, size - next);
+      next += n;
+      const got = await fx.raw.request(dir === "put" ? (n === chunk ? body : "A" + "x".repeat(n)) : `G${n}`);
+      if (dir === "get" && got.length !== n + 1) throw new Error(`raw get: ${got.length - 1} bytes, expected ${n}`);
+    }
+  };
+  await Promise.all(Array.from({ length: window }, worker));
+}
+
+async function oneTransport(results: Results, fx: TransportFixture, label: string, sizes: number[], swBytes: number, is50: boolean): Promise<void> {
+  const dev = fx.device;
+  const sw = randomBytes(swBytes);
+  // Stop-and-wait, as mos: 512-byte chunks, one at a time, no verification.
+  const swPut = swBytes / (await timed(() => dev.fs.put("sw.bin", sw, { chunkSize: 512, window: 1, verify: "none", resume: false }))) / MB;
+  const swGet = swBytes / (await timed(() => dev.fs.get("sw.bin", { chunkSize: 512, window: 1, verify: "none" }))) / MB;
+  for (const size of sizes) {
+    const data = randomBytes(size);
+    const name = `${size / MB}MB`;
+    let tuning = { chunkSize: 0, window: 0 };
+    const putS = await timed(async () => {
+      const r = await dev.fs.put("big.bin", data, { resume: false });
+      tuning = { chunkSize: r.chunkSize, window: r.window };
+    });
+    let got: Buffer = Buffer.alloc(0);
+    const getS = await timed(async () => {
+      got = await dev.fs.get("big.bin", { chunkSize: tuning.chunkSize, window: tuning.window });
+    });
+    if (!got.equals(data)) throw new Error(`${label}: the ${name} file came back different`);
+    const rawPutS = await timed(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window));
+    const rawGetS = await timed(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window));
+    const mbps = (s: number): number => size / s / MB;
+    const note = `chunk ${tuning.chunkSize} B, window ${tuning.window}`;
+    for (const [op, v, raw, swRate] of [
+      ["put", mbps(putS), mbps(rawPutS), swPut],
+      ["get", mbps(getS), mbps(rawGetS), swGet],
+    ] as const) {
+      results.add({ suite: "transfer", name: `${label} ${op} ${name} vs raw link`, value: v, unit: "MB/s", baselineName: "raw link", baseline: raw, target: is50 ? undefined : ">= 0.5", note });
+      results.add({ suite: "transfer", name: `${label} ${op} ${name} vs 512-byte stop-and-wait`, value: v, unit: "MB/s", baselineName: "512 B stop-and-wait", baseline: swRate, target: is50 ? ">= 20" : undefined, note });
+    }
+  }
+}
+
+export async function runTransfer(results: Results, quick: boolean): Promise<void> {
+  const sizes = quick ? [1 * MB] : [1 * MB, 16 * MB];
+  for (const rtt of [0, 50]) {
+    for (const kind of TRANSPORTS) {
+      const label = `${kind}${rtt ? ` @${rtt} ms RTT` : ""}`;
+      if (kind === "serial" && rtt) {
+        results.note("transfer: no 50 ms figure over serial (a pty cannot be delayed by a TCP proxy)");
+        continue;
+      }
+      let fx: TransportFixture | undefined;
+      try {
+        fx = await setupTransport(kind, { rttMs: rtt });
+        // Serial at 16 MB would take minutes through a pty: 1 MB there.
+        const s = kind === "serial" ? [1 * MB] : sizes;
+        await oneTransport(results, fx, label, s, rtt ? (quick ? 32 * 1024 : 64 * 1024) : quick ? 256 * 1024 : 1 * MB, rtt > 0);
+      } catch (e) {
+        results.missing("transfer", label, errorMessage(e));
+      } finally {
+        await fx?.stop();
+      }
+    }
+  }
+}
