@@ -10,6 +10,7 @@ import { type SecureContext, createSecureContext } from "node:tls";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { AbortedError, IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
+import type { TlsPeerInfo } from "../rpc/channel.js";
 
 /**
  * Largest frame the remos MQTT channels carry, both ends: 256 KiB. Real firmware only accepts incoming
@@ -247,4 +248,19 @@ export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Prom
       },
     );
   });
+}
+
+/** What the TLS socket under an MQTT connection tells about the broker (undefined when not TLS over TCP). */
+export function peerTls(client: MqttClient): TlsPeerInfo | undefined {
+  const s = client.stream as unknown as { getPeerCertificate?: () => Record<string, unknown>; authorized?: boolean; getProtocol?: () => string | null };
+  if (typeof s.getPeerCertificate !== "function") return undefined;
+  const cert = s.getPeerCertificate() as { subject?: { CN?: string }; issuer?: { CN?: string }; fingerprint256?: string; valid_to?: string };
+  const info: TlsPeerInfo = { authorized: s.authorized === true };
+  if (cert.subject?.CN) info.subjectCN = cert.subject.CN;
+  if (cert.issuer?.CN) info.issuerCN = cert.issuer.CN;
+  if (cert.fingerprint256) info.fingerprint256 = cert.fingerprint256;
+  if (cert.valid_to) info.validTo = cert.valid_to;
+  const protocol = s.getProtocol?.();
+  if (protocol) info.protocol = protocol;
+  return info;
 }

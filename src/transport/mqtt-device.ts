@@ -27,10 +27,10 @@
 import type { IClientOptions, MqttClient } from "mqtt";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
-import type { Channel, TlsPeerInfo } from "../rpc/channel.js";
+import type { Channel } from "../rpc/channel.js";
 import type { Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
-import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, formatTopic, openMqtt, tlsClientOptions, withTimeout } from "./mqtt-common.js";
+import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, formatTopic, openMqtt, peerTls, tlsClientOptions, withTimeout } from "./mqtt-common.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
 
 export interface MqttDeviceOptions {
@@ -222,20 +222,6 @@ class MqttDeviceConnection extends BaseChannel {
   protected async closeLink(): Promise<void> {
     await endClient(this.client);
   }
-}
-
-function peerTls(client: MqttClient): TlsPeerInfo | undefined {
-  const s = client.stream as unknown as { getPeerCertificate?: () => Record<string, unknown>; authorized?: boolean; getProtocol?: () => string | null };
-  if (typeof s.getPeerCertificate !== "function") return undefined;
-  const cert = s.getPeerCertificate() as { subject?: { CN?: string }; issuer?: { CN?: string }; fingerprint256?: string; valid_to?: string };
-  const info: TlsPeerInfo = { authorized: s.authorized === true };
-  if (cert.subject?.CN) info.subjectCN = cert.subject.CN;
-  if (cert.issuer?.CN) info.issuerCN = cert.issuer.CN;
-  if (cert.fingerprint256) info.fingerprint256 = cert.fingerprint256;
-  if (cert.valid_to) info.validTo = cert.valid_to;
-  const protocol = s.getProtocol?.();
-  if (protocol) info.protocol = protocol;
-  return info;
 }
 
 /** Start the device end of MQTT RPC (see the file header). */

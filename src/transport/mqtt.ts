@@ -33,7 +33,7 @@ import { ChannelClosedError, TransportError, UsageError, errorMessage } from "..
 import { debug } from "../log.js";
 import { type Frame, encodeFrame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
-import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
+import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, peerTls, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
 import type { ConnectOptions, TlsFileOptions } from "./url.js";
 
 export { startMqttDevice, type MqttDeviceLink, type MqttDeviceOptions } from "./mqtt-device.js";
@@ -147,6 +147,8 @@ export class MqttClientChannel extends BaseChannel {
     this.src = `${p.deviceId}/rpc-resp/${clientId}`;
     this.requestTopic = `${p.deviceId}/rpc`;
     this.replyTopic = `${this.src}/rpc`;
+    const tls = peerTls(client);
+    if (tls) this.info.tls = tls;
     client.on("message", (topic, payload) => {
       if (topic !== this.replyTopic) {
         debug("mqtt", "message on an unexpected topic dropped", { topic, bytes: payload.length });

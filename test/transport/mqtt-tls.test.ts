@@ -81,6 +81,8 @@ describe("mqtt over TLS (mosquitto, mutual TLS)", { skip, timeout: 60_000 }, () 
     assert.equal(device.channel.info.tls?.subjectCN, "localhost");
     assert.equal(device.channel.info.peer, `mqtts://localhost:${broker.port}`);
     const ch = await connect(url(), { timeoutMs: 5000, tls: good() });
+    assert.equal(ch.info.tls?.authorized, true);
+    assert.equal(ch.info.tls?.issuerCN, "remos mqtt test CA");
     const rpc = new RpcClient(ch, { timeoutMs: 5000 });
     try {
       assert.deepEqual(await rpc.call("Test.Echo", { tls: 1 }), { tls: 1 });
