@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -134,9 +135,57 @@ describe("device FS service", () => {
     assert.deepEqual(await t.client.call("FS.Get", { filename: "inner/ok-link", len: 2 }), { data: b64("01"), left: 8 });
   });
 
-  it("RPC.Describe reports the FS args formats", async () => {
+  it("FS.Sha256 hashes a whole file or a clamped range, streamed (a 1 MB file read in pieces)", async () => {
+    const data = randomBytes(1024 * 1024 + 7);
+    await writeFile(join(t.agent.fsRoot, "big.bin"), data);
+    const h = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "big.bin" }), { sha256: h(data), size: data.length, offset: 0, len: data.length });
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "big.bin", offset: 1000, len: 300_000 }), {
+      sha256: h(data.subarray(1000, 301_000)),
+      size: data.length,
+      offset: 1000,
+      len: 300_000,
+    });
+    // len past the end is clamped; len -1 means to the end; an offset past the end hashes nothing
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "big.bin", offset: data.length - 5, len: 100 }), {
+      sha256: h(data.subarray(data.length - 5)),
+      size: data.length,
+      offset: data.length - 5,
+      len: 5,
+    });
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "big.bin", offset: 10, len: -1 }), {
+      sha256: h(data.subarray(10)),
+      size: data.length,
+      offset: 10,
+      len: data.length - 10,
+    });
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "big.bin", offset: data.length + 10 }), {
+      sha256: h(Buffer.alloc(0)),
+      size: data.length,
+      offset: data.length,
+      len: 0,
+    });
+    assert.deepEqual(await t.client.call("FS.Sha256", { filename: "empty.txt" }), { sha256: h(Buffer.alloc(0)), size: 0, offset: 0, len: 0 });
+  });
+
+  it("FS.Sha256 errors as FS.Get: filename required, illegal offset, missing file, a directory, traversal", async () => {
+    assert.deepEqual(await deviceError(t.client.call("FS.Sha256", {})), { code: 400, message: "filename is required" });
+    assert.deepEqual(await deviceError(t.client.call("FS.Sha256", { filename: 1 })), { code: 400, message: "filename is required" });
+    assert.deepEqual(await deviceError(t.client.call("FS.Sha256", { filename: "g.txt", offset: -1 })), { code: 400, message: "illegal offset" });
+    assert.deepEqual(await deviceError(t.client.call("FS.Sha256", { filename: "none.bin" })), { code: 400, message: 'failed to open file "none.bin"' });
+    await mkdir(join(t.agent.fsRoot, "adir"), { recursive: true });
+    assert.deepEqual(await deviceError(t.client.call("FS.Sha256", { filename: "adir" })), { code: 400, message: 'failed to open file "adir"' });
+    assert.match((await deviceError(t.client.call("FS.Sha256", { filename: "../device.json" }))).message, /^invalid path /);
+  });
+
+  it("RPC.Describe reports the FS args formats (FS.Sha256 with its schemas)", async () => {
     const d = await t.client.call<{ args_fmt: string }>("RPC.Describe", { name: "FS.Get" });
     assert.equal(d.args_fmt, "{filename: %Q, offset: %ld, len: %ld}");
+    const s = await t.client.call<{ args_fmt: string; args_schema?: unknown; result_schema?: { required?: string[] } }>("RPC.Describe", { name: "FS.Sha256" });
+    assert.equal(s.args_fmt, "{filename: %Q, offset: %ld, len: %ld}");
+    assert.ok(s.args_schema);
+    assert.deepEqual(s.result_schema?.required, ["sha256", "size", "offset", "len"]);
+    assert.ok((await t.client.call<string[]>("RPC.List")).includes("FS.Sha256"));
   });
 });
 

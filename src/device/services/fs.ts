@@ -1,16 +1,20 @@
 /**
  * The FS.* service (spec §3.3, SVCFS mgos_service_fs.c): List, ListExt, Get, Put, Remove, Rename, plus
- * remos's Mkdir, over the device FS root (device/fsroot.ts refuses escapes with 400).
+ * remos's Mkdir and Sha256, over the device FS root (device/fsroot.ts refuses escapes with 400).
  *
  * Arguments are read as the firmware's json_scanf does: a value of the wrong JSON type counts as absent.
  * Decisions (docs/DEVICE.md):
  * - FS.Put `data` that is not valid base64 → 400 "invalid data" (the firmware would write garbage).
  * - FS.Get refuses to read more than 4 MiB in one call: 500 "out of memory" (as a device's failed malloc).
+ * - FS.Sha256 `{filename, offset = 0, len = -1}` (remos extension, used by transfers to verify and resume)
+ *   → `{sha256, size, offset, len}`: the hex SHA-256 of bytes [offset, offset+len) clamped at the end of the
+ *   file, `size` the whole file's; errors as FS.Get. The file is hashed as a stream.
  * - FS.Mkdir `{path}` creates the directory and its parents (no error if it exists): 400 "path is
  *   required", 500 "mkdir failed".
  * - FS.Mkfs / FS.Mount / FS.Umount: after the firmware's argument checks (400), 501 "<method> is not
  *   supported: the remos device has one file system per firmware slot".
  */
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,6 +25,8 @@ import type { FsRoot } from "../fsroot.js";
 
 /** The most one FS.Get returns. */
 export const FS_GET_MAX = 4 * 1024 * 1024;
+/** FS.Sha256 reads the file in pieces of this size (never the whole file at once). */
+const SHA256_READ_SIZE = 256 * 1024;
 
 type Params = Record<string, unknown>;
 
@@ -122,6 +128,63 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     argsFmt: "{filename: %Q, offset: %ld, len: %ld}",
     description: "Read a chunk of a file: base64 data and the bytes left after it",
     resultSchema: { type: "object", properties: { data: { type: "string" }, left: { type: "integer" } } },
+  });
+
+  server.addHandler("FS.Sha256", async (params, ctx) => {
+    const p = asParams(params);
+    const filename = str(p, "filename");
+    let offset = num(p, "offset", 0);
+    let len = num(p, "len", -1);
+    if (filename === undefined) throw new RpcError(400, "filename is required");
+    if (offset < 0) throw new RpcError(400, "illegal offset");
+    const path = await deps.root().resolve(filename);
+    let fh;
+    try {
+      fh = await open(path, constants.O_RDONLY);
+    } catch (e) {
+      debug("device", "FS.Sha256: open failed", { filename, error: errno(e) });
+      throw new RpcError(400, `failed to open file "${filename}"`);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
+      const size = st.size;
+      if (offset > size) offset = size;
+      if (len < 0 || offset + len > size) len = size - offset;
+      // Streamed in bounded pieces: a 200 MB file is hashed without being held in memory.
+      const hash = createHash("sha256");
+      const buf = Buffer.alloc(Math.min(SHA256_READ_SIZE, Math.max(1, len)));
+      let done = 0;
+      while (done < len) {
+        ctx.signal.throwIfAborted();
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, len - done), offset + done);
+        if (bytesRead === 0) break;
+        hash.update(buf.subarray(0, bytesRead));
+        done += bytesRead;
+      }
+      if (done !== len) throw new RpcError(500, "fread");
+      return { sha256: hash.digest("hex"), size, offset, len };
+    } finally {
+      await fh.close();
+    }
+  }, {
+    argsFmt: "{filename: %Q, offset: %ld, len: %ld}",
+    description: "SHA-256 of a file or of bytes [offset, offset+len) of it (remos extension; len -1 = to the end)",
+    argsSchema: {
+      type: "object",
+      properties: { filename: { type: "string" }, offset: { type: "integer" }, len: { type: "integer" } },
+    },
+    validateArgs: false,
+    resultSchema: {
+      type: "object",
+      properties: {
+        sha256: { type: "string" },
+        size: { type: "integer" },
+        offset: { type: "integer" },
+        len: { type: "integer" },
+      },
+      required: ["sha256", "size", "offset", "len"],
+    },
   });
 
   server.addHandler("FS.Put", async (params) => {
