@@ -31,4 +31,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: "reboot", summary: "reboot the device", load: () => import("./reboot.js") },
   { name: "create-fw-bundle", summary: "build a firmware bundle: mos create-fw-bundle --dir APPDIR --name N --version V -o out.zip", load: () => import("./create-fw-bundle.js") },
   { name: "device", summary: "run a simulated device (or fleet): mos device --dir DIR", load: () => import("./device.js") },
+  { name: "ca", summary: "local certificate authority: mos ca init|issue|revoke|list", load: () => import("./ca.js") },
+  { name: "broker", summary: "run the mutual-TLS MQTT broker (or --mosquitto-conf OUT)", load: () => import("./broker.js") },
+  { name: "iot-setup", summary: "provision the device for the remos broker: mos iot-setup --broker mqtts://HOST:PORT", load: () => import("./iot-setup.js") },
 ];
