@@ -143,7 +143,7 @@ export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): Rem
     if (code === "ECONNREFUSED") return new TransportError(`${peer}: connection refused (is the broker running?)`, { cause: err });
     if (code === "ENOTFOUND" || code === "EAI_AGAIN") return new TransportError(`${peer}: host not found`, { cause: err });
     if (code === "ECONNRESET" || code === "EPIPE") {
-      const hint = tlsUsed ? " during the handshake (the broker may have refused our client certificate)" : " (a TLS-only port? then use mqtts://)";
+      const hint = tlsUsed ? " during the TLS handshake (not a TLS port? or the broker refused our client certificate)" : " (a TLS-only port? then use mqtts://)";
       return new TransportError(`${peer}: connection reset${hint}`, { cause: err });
     }
     return new TransportError(`${peer}: ${err.message} (${code})`, { cause: err });
