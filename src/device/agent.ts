@@ -25,7 +25,7 @@ import { ConfigValueError, parseSetting } from "./config/values.js";
 import { type ConsoleSink, DeviceConsole, LL_INFO, LL_WARN } from "./console.js";
 import { FsRoot } from "./fsroot.js";
 import { type DeviceIdentity, loadIdentity } from "./identity.js";
-import { type Links, startLinks } from "./links.js";
+import { type Links, parseListenAddr, startLinks } from "./links.js";
 import { type CommitWatchdog, packageVersion, resolveBoot, startCommitWatchdog } from "./ota/boot.js";
 import type { FirmwareManifest } from "./ota/manifest.js";
 import { registerOtaService } from "./ota/service.js";
@@ -102,6 +102,8 @@ class Agent implements DeviceAgent {
   private watchdog: CommitWatchdog | undefined;
   private stopLoopbackName: (() => void) | undefined;
   private rebootAt: number | undefined;
+  /** The port bound for a `HOST:0` listen address, kept for the following boots. */
+  private pinnedHttp: { requested: string; bound: string } | undefined;
   private rebootTimer: NodeJS.Timeout | undefined;
   private rebootWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private fileLevel = "";
@@ -235,19 +237,39 @@ class Agent implements DeviceAgent {
         debug("device", "loopback name not registered", { id: cfg.device.id, error: errorMessage(e) });
       }
     }
+    const requestedHttp = this.options.httpListen ?? cfg.http.listen_addr;
     this.links = await startLinks({
       config: () => this.store.live,
       fsRoot: this.root,
       console: this.console,
       httpAuthority: this.httpAuthority,
       serial: this.options.serial,
-      httpListen: this.options.httpListen,
+      httpListen: this.pinnedHttp?.requested === requestedHttp ? this.pinnedHttp.bound : this.options.httpListen,
       onChannel: (ch) => this.serveChannel(ch),
       strict: first,
     });
+    this.pinHttpPort(requestedHttp);
     this.watchdog = startCommitWatchdog(this.dir, (ms) => void this.reboot(ms).catch(() => undefined));
     if (b.reverted) this.console.log(LL_WARN, `reverted from slot ${b.reverted.from}: ${b.reverted.reason}`);
     this.console.log(LL_INFO, `${cfg.device.id} booted: ${this.manifest.name} ${this.manifest.version} (slot ${b.slot}), mac ${this.identity.mac}`);
+  }
+
+  /**
+   * A listen address with port 0 gets a free port at the boot that first binds it; later boots with the
+   * same requested address bind that same port again, so the device's address survives its reboots.
+   */
+  private pinHttpPort(requested: string): void {
+    const bound = this.links?.httpAddress;
+    if (!bound || this.pinnedHttp?.requested === requested) return;
+    let asked;
+    try {
+      asked = parseListenAddr(requested);
+    } catch {
+      return;
+    }
+    if (asked?.port !== 0) return;
+    const host = bound.host.includes(":") ? `[${bound.host}]` : bound.host;
+    this.pinnedHttp = { requested, bound: `${host}:${bound.port}` };
   }
 
   private async applyStartSettings(): Promise<void> {
