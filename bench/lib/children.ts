@@ -59,8 +59,11 @@ export interface AgentProcess extends Announced {
 }
 
 /** `mos device --dir <tmp> --quiet ...args`; resolves with the device's id and HTTP URL. */
-export async function startAgent(args: string[], o: { ulimit?: boolean; count?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void } = {}): Promise<AgentProcess> {
-  const dir = mkdtempSync(join(tmpdir(), "remos-bench-dev-"));
+export async function startAgent(
+  args: string[],
+  o: { ulimit?: boolean; count?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void; dir?: string } = {},
+): Promise<AgentProcess> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), "remos-bench-dev-"));
   const full = [MOS_JS, "device", "--dir", dir, "--quiet", ...args];
   const env = { ...process.env, NODE_OPTIONS: "", ...o.env };
   const a = o.ulimit
