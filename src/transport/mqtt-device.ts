@@ -258,11 +258,13 @@ export async function startMqttDevice(o: MqttDeviceOptions): Promise<MqttDeviceL
   const topics = [state.subTopic, ...(o.subWildcard === false ? [] : [`${state.subTopic}/#`])];
 
   const open = async (signal: AbortSignal): Promise<Channel> => {
+    const deadline = Date.now() + timeoutMs;
     const client = await openMqtt(broker.url, opts, { timeoutMs, signal, peer: broker.peer, tlsUsed: broker.secure });
     const conn = new MqttDeviceConnection(client, state);
     try {
       debug("mqtt", "subscribe", { clientId: o.clientId, topics, qos: 1 });
-      const granted = await withTimeout(client.subscribeAsync(topics, { qos: 1 }), timeoutMs, `${broker.peer}: no SUBACK within ${timeoutMs} ms`);
+      const left = Math.max(1, deadline - Date.now());
+      const granted = await withTimeout(client.subscribeAsync(topics, { qos: 1 }), left, `${broker.peer}: no SUBACK within ${timeoutMs} ms of connecting`);
       const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
       if (refused.length) throw new TransportError(`${broker.peer}: the broker refused the subscription to ${refused.join(", ")} (not authorized?)`);
     } catch (e) {

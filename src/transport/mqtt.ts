@@ -178,6 +178,7 @@ export class MqttClientChannel extends BaseChannel {
     const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
     const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
     const timeoutMs = options.timeoutMs ?? 20_000;
+    const deadline = Date.now() + timeoutMs;
     const opts: IClientOptions = {
       clientId,
       protocolVersion: 4,
@@ -196,7 +197,8 @@ export class MqttClientChannel extends BaseChannel {
     const channel = new MqttClientChannel(client, p, clientId);
     try {
       debug("mqtt", "subscribe", { topic: channel.replyTopic, qos: 1 });
-      const granted = await withTimeout(client.subscribeAsync(channel.replyTopic, { qos: 1 }), timeoutMs, `${p.peer}: no SUBACK within ${timeoutMs} ms`);
+      const left = Math.max(1, deadline - Date.now());
+      const granted = await withTimeout(client.subscribeAsync(channel.replyTopic, { qos: 1 }), left, `${p.peer}: no SUBACK within ${timeoutMs} ms of connecting`);
       if (granted.some((g) => g.qos === 128)) throw new TransportError(`${p.peer}: the broker refused the subscription to ${channel.replyTopic} (not authorized?)`);
     } catch (e) {
       await channel.close();
