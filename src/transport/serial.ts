@@ -20,6 +20,7 @@
  * byte >= 0x80, `"\n"` answer to empty frames (sent with the next output), `"""\x04"""` to the 0x04 frame,
  * partial frames above maxFrameSize + 6 dropped, console text written only between frames.
  */
+import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import type { SerialPort } from "serialport";
 import { AbortedError, ChannelClosedError, TransportError, UsageError } from "../errors.js";
@@ -75,8 +76,21 @@ async function openPort(path: string, baudRate: number): Promise<SerialPort> {
   return port;
 }
 
+/** How often a port's device node is checked for having gone away (unplugged, or socat ended). */
+const PRESENCE_CHECK_MS = 500;
+
 function portLink(port: SerialPort, path: string): ByteLink {
   let ended = false;
+  // serialport sees a vanished pty as endless zero-byte reads (no close event, a busy thread) and some USB
+  // adapters likewise: the device node disappearing is the reliable sign, so watch for it.
+  const presence =
+    process.platform === "win32"
+      ? undefined
+      : setInterval(() => {
+          if (existsSync(path)) return;
+          end(new Error(`${path} disappeared`));
+          port.close(() => undefined);
+        }, PRESENCE_CHECK_MS).unref();
   const link: ByteLink = {
     write: (data) =>
       new Promise<void>((resolve, reject) => {
@@ -86,11 +100,13 @@ function portLink(port: SerialPort, path: string): ByteLink {
     close: () =>
       new Promise<void>((resolve) => {
         ended = true;
+        clearInterval(presence);
         if (!port.isOpen) return resolve();
         port.close(() => resolve());
       }),
   };
   const end = (reason?: Error): void => {
+    clearInterval(presence);
     if (ended) return; // our own close: the channel already knows
     ended = true;
     link.onEnd?.(reason);
@@ -140,10 +156,21 @@ export async function serveSerial(opts: { path: string; baudRate?: number; maxFr
 
 /**
  * A raw serial port for `mos console` (DTR/RTS low as for RPC). The SerialPort is itself the Duplex:
- * read the device's bytes, write keystrokes, `destroy()` or `end()` to close.
+ * read the device's bytes, write keystrokes, `destroy()` to close. If the port goes away the stream
+ * emits 'error' (a TransportError) and 'close': listen for 'error'.
  */
 export async function openRawSerial(path: string, opts: { baudRate?: number } = {}): Promise<Duplex> {
-  return openPort(path, opts.baudRate ?? DEFAULT_BAUD_RATE);
+  const port = await openPort(path, opts.baudRate ?? DEFAULT_BAUD_RATE);
+  if (process.platform !== "win32") {
+    // As in portLink: a vanished device node ends the stream (with an 'error', then 'close').
+    const presence = setInterval(() => {
+      if (existsSync(path)) return;
+      clearInterval(presence);
+      port.destroy(new TransportError(`serial port ${path} disappeared`));
+    }, PRESENCE_CHECK_MS).unref();
+    port.once("close", () => clearInterval(presence));
+  }
+  return port;
 }
 
 /**

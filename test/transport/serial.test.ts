@@ -92,7 +92,7 @@ if (missing) {
     };
   });
 
-  describe("serial over socat pty: behaviour", { timeout: 60_000 }, () => {
+  describe("serial over socat pty: behaviour", { timeout: 20_000 }, () => {
     const ptys: PtyPair[] = [];
     const cleanups: Array<() => Promise<unknown>> = [];
     const server = new RpcServer({ localIds: ["esp32_TEST"] });
@@ -215,6 +215,22 @@ if (missing) {
       raw.write('{"id":2,"method":"Test.Echo","params":"after"}\n');
       await seen.until(/"after"\}\n$/);
       assert.equal(seen.text(), '\n\n{"id":2,"src":"esp32_TEST","result":"after"}\n', "no answer to id 1; the empty frame's \\n before the reply");
+    });
+
+    it("the link going away (cable pulled) closes both ends with a reason", async () => {
+      const p = await startPtyPair();
+      const dev = await serveSerial({ path: p.b });
+      cleanups.push(() => dev.close());
+      const ch = await connect(new URL("serial://" + p.a), { timeoutMs: 5000, noPacing: true });
+      cleanups.push(() => ch.close());
+      const clientClosed = new Promise<Error | undefined>((r) => ch.onClose(r));
+      const deviceClosed = new Promise<Error | undefined>((r) => dev.channel.onClose(r));
+      await p.stop();
+      const [cr, dr] = await Promise.all([clientClosed, deviceClosed]);
+      assert.equal(ch.closed, true);
+      assert.equal(dev.channel.closed, true);
+      assert.ok(cr instanceof TransportError && cr.message.includes(p.a), String(cr));
+      assert.ok(dr instanceof TransportError, String(dr));
     });
 
     it("console text from the device never lands inside a frame, with many calls in flight", async () => {
