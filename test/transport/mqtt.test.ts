@@ -39,7 +39,7 @@ if (!skip) {
         return connect(new URL(`mqtt://127.0.0.1:${broker?.port}/contract_dev`), { timeoutMs: 5000 });
       },
       async injectRaw(data) {
-        await raw?.publishAsync("contract_dev/rpc", typeof data === "string" ? data : data, { qos: 1 });
+        await raw?.publishAsync("contract_dev/rpc", data, { qos: 1 });
       },
       async stop() {
         await device?.close();
