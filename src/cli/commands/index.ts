@@ -34,4 +34,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: "ca", summary: "local certificate authority: mos ca init|issue|revoke|list", load: () => import("./ca.js") },
   { name: "broker", summary: "run the mutual-TLS MQTT broker (or --mosquitto-conf OUT)", load: () => import("./broker.js") },
   { name: "iot-setup", summary: "provision the device for the remos broker: mos iot-setup --broker mqtts://HOST:PORT", load: () => import("./iot-setup.js") },
+  { name: "demo", summary: "the secure-cloud walkthrough end to end: CA, broker, device on serial, iot-setup, mos over mqtts", load: () => import("./demo.js") },
 ];
