@@ -13,9 +13,16 @@ export abstract class BaseChannel implements Channel {
   private readonly frameListeners = new Set<FrameListener>();
   private readonly closeListeners = new Set<CloseListener>();
   private isClosed = false;
+  /**
+   * Largest frame accepted on receive; defaults to `info.maxFrameSize` (the send limit). A transport whose
+   * peer may send bigger frames than it accepts itself (UART: replies above the firmware's 4 KB receive
+   * buffer) sets it higher.
+   */
+  protected receiveLimit: number;
 
   protected constructor(info: ChannelInfo) {
     this.info = info;
+    this.receiveLimit = info.maxFrameSize;
   }
 
   get closed(): boolean {
@@ -73,9 +80,9 @@ export abstract class BaseChannel implements Channel {
    */
   protected receiveText(text: string): void {
     if (this.isClosed) return;
-    const size = Buffer.byteLength(text, "utf8");
-    if (size > this.info.maxFrameSize) {
-      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size, limit: this.info.maxFrameSize });
+    // text.length <= UTF-8 bytes, so the cheap check settles most frames without counting bytes
+    if (text.length > this.receiveLimit || (text.length * 3 > this.receiveLimit && Buffer.byteLength(text, "utf8") > this.receiveLimit)) {
+      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: Buffer.byteLength(text, "utf8"), limit: this.receiveLimit });
       return;
     }
     let decoded;

@@ -7,9 +7,9 @@
  * the frame, send limit 4092 / receive limit 64 KiB).
  */
 import { AbortedError, ChannelClosedError, TransportError, errorMessage } from "../errors.js";
-import { debug, debugEnabled } from "../log.js";
-import type { ChannelInfo, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, toAscii } from "../rpc/frame.js";
+import { debug } from "../log.js";
+import type { ChannelInfo } from "../rpc/channel.js";
+import { type Frame, encodeFrame, toAscii } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import {
   ClientFrameParser,
@@ -46,11 +46,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Shared by both ends: ASCII encoding, serialised writes, and a receive limit above the send limit. */
 abstract class SerialChannel extends BaseChannel {
   protected readonly link: ByteLink;
-  private readonly listeners = new Set<FrameListener>();
   private tx: Promise<void> = Promise.resolve();
 
   protected constructor(info: ChannelInfo, link: ByteLink) {
     super(info);
+    this.receiveLimit = SERIAL_RECEIVE_LIMIT;
     this.link = link;
     link.onEnd = (reason) => {
       this.linkEnded();
@@ -63,35 +63,6 @@ abstract class SerialChannel extends BaseChannel {
   /** The UART firmware discards its buffer on any byte >= 0x80: everything goes out as \uXXXX. */
   protected override encode(frame: Frame): string {
     return toAscii(encodeFrame(frame));
-  }
-
-  override onFrame(listener: FrameListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  /** As BaseChannel's, with SERIAL_RECEIVE_LIMIT instead of the (send) limit in `info`. */
-  protected override receiveText(text: string): void {
-    if (this.closed) return;
-    if (text.length > SERIAL_RECEIVE_LIMIT) {
-      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: text.length, limit: SERIAL_RECEIVE_LIMIT });
-      return;
-    }
-    let decoded: DecodedFrame;
-    try {
-      decoded = decodeFrame(text);
-    } catch (e) {
-      debug(this.area, "malformed frame dropped", { peer: this.info.peer, reason: errorMessage(e), sample: text.slice(0, 80) });
-      return;
-    }
-    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
-    for (const l of this.listeners) {
-      try {
-        l(decoded);
-      } catch (e) {
-        debug(this.area, "frame listener threw", { error: errorMessage(e) });
-      }
-    }
   }
 
   /** Run write jobs one after another, so frames never interleave. */

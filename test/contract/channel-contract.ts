@@ -137,10 +137,12 @@ export function channelContract(name: string, makeFixture: () => ContractFixture
       const ch2 = await fx.connect();
       const c2 = new RpcClient(ch2, { src: "mos", timeoutMs: 30_000 });
       const pending = c2.call("Test.Hang");
+      // attach the rejection check before closing: close() may resolve after the call has failed
+      const failed = assert.rejects(pending, (e: Error) => e instanceof ChannelClosedError);
       await new Promise((r) => setTimeout(r, 50));
       const t0 = Date.now();
       await ch2.close();
-      await assert.rejects(pending, (e: Error) => e instanceof ChannelClosedError);
+      await failed;
       assert.ok(Date.now() - t0 < 5000);
       await assert.rejects(c2.call("Test.Echo", 1), (e: Error) => e instanceof ChannelClosedError);
     });
