@@ -1,19 +1,22 @@
 /**
  * File transfers over FS.Put / FS.Get with the chunk pump (transfer.ts): windowed, retried per chunk,
- * resumable, and checked end to end (size + SHA-256).
+ * resumable, and checked end to end (size + SHA-256). Uploads read their bytes by range from a ByteSource
+ * (byte-source.ts), so a local file is streamed from disk, never loaded whole.
  *
  * put: the first chunk is written at offset 0 (FS.Put opens "wb", truncating), then the window opens and
  *   every further chunk carries its explicit `offset` (the device opens "r+" and seeks, so chunks may
  *   complete in any order). Resume: `FS.Sha256` of what is on the device is compared with the same prefix
- *   of the local data; a match resumes there. Verify: `FS.Sha256` of the result, or a read-back.
+ *   of the local data; a match resumes there (else the longest matching chunk-aligned prefix). Verify: `FS.Sha256` of the result, or a read-back.
  * get: the first `FS.Get` tells the size (`data.length + left`); the rest is fetched in parallel by
  *   offset/len into a sink (memory, a file that may be resumed, or a stream written in order).
  */
 import { createHash } from "node:crypto";
 import { DeviceError, RemosError, TransportError, VerifyError } from "../errors.js";
 import { debug } from "../log.js";
+import { type ByteSource, hashPrefix, isByteSource, memorySource } from "./byte-source.js";
 import { defaultChunkSize, defaultWindow } from "./capabilities.js";
 import type { DeviceCore } from "./core.js";
+import { CompareSink, type GetSink } from "./sinks.js";
 import { type TransferTuning, chunksOf, fromBase64, pumpChunks, toBase64, withAttempts } from "./transfer.js";
 
 /** The result of the remos method `FS.Sha256 {filename, offset?, len?}`. */
@@ -54,19 +57,7 @@ export interface TransferResult {
   verified: "sha256" | "readback" | "size" | "none";
 }
 
-/** Where FS.Get data goes. `start` is how much is already there (resume). */
-export interface GetSink {
-  readonly start: number;
-  write(offset: number, data: Buffer): Promise<void>;
-  /** Throw away what is there and start from 0 (the partial file did not belong to this file). */
-  restart(): Promise<void>;
-  /** All bytes received (and resumed) are in place; `size` is the file's size. */
-  finish(size: number): Promise<void>;
-  /** SHA-256 (hex) of the whole content, after finish. */
-  sha256(): Promise<string>;
-  /** Called once the content is verified (a file sink moves it into place). */
-  commit?(): Promise<void>;
-}
+export type { GetSink } from "./sinks.js";
 
 interface Resolved {
   chunkSize: number;
@@ -109,12 +100,12 @@ export async function fsSha256(
 }
 
 /**
- * How much of `data` is already on the device as `filename` (0 when nothing provably is): by FS.Sha256
- * when the device has it; else, on a remos agent (fast big-chunk reads), by reading the file back and
- * taking the longest prefix identical to `data`. Real firmware without a checksum: 0 (start over).
+ * How much of the source is already on the device as `filename` (0 when nothing provably is): by
+ * FS.Sha256 when the device has it; else, on a remos agent (fast big-chunk reads), by reading the file back
+ * and taking the longest prefix identical to the source. Real firmware without a checksum: 0 (start over).
  */
-async function resumePoint(core: DeviceCore, filename: string, data: Uint8Array, t: Resolved, signal?: AbortSignal): Promise<number> {
-  if (t.fsSha256) return resumeBySha(core, filename, data, t, signal);
+async function resumePoint(core: DeviceCore, filename: string, src: ByteSource, t: Resolved, signal?: AbortSignal): Promise<number> {
+  if (t.fsSha256) return resumeBySha(core, filename, src, t, signal);
   if (!t.remos) return 0;
   let size: number;
   try {
@@ -124,48 +115,68 @@ async function resumePoint(core: DeviceCore, filename: string, data: Uint8Array,
     if (e instanceof DeviceError) return 0;
     throw e;
   }
-  if (size === 0 || size > data.length) return 0;
-  const sink = new MemorySink();
+  if (size === 0 || size > src.size) return 0;
+  const sink = new CompareSink(src);
   await getInto(core, filename, sink, { chunkSize: t.chunkSize, window: t.window, attempts: t.attempts, timeoutMs: t.timeout, signal, verify: "none" });
-  const have = sink.buffer();
-  let same = 0;
-  const n = Math.min(have.length, data.length);
-  while (same < n && have[same] === data[same]) same++;
-  return same;
+  return sink.identicalPrefix();
 }
 
-async function resumeBySha(core: DeviceCore, filename: string, data: Uint8Array, t: Resolved, signal?: AbortSignal): Promise<number> {
+/**
+ * Resume by checksum: the whole device file when it is a prefix of the source; else (an interrupted
+ * windowed upload leaves holes in its last window) the longest chunk-aligned prefix whose FS.Sha256 equals
+ * the source's. Identical prefixes are monotone (a matching prefix's prefixes match), so after a first guess
+ * (the prefix before the last window) a binary search over chunk boundaries finds it in a few calls.
+ */
+async function resumeBySha(core: DeviceCore, filename: string, src: ByteSource, t: Resolved, signal?: AbortSignal): Promise<number> {
   let whole: FsSha256Result;
+  const callOpts = { timeout: t.timeout, signal };
   try {
-    whole = await fsSha256(core, filename, {}, { timeout: t.timeout, signal });
+    whole = await fsSha256(core, filename, {}, callOpts);
   } catch (e) {
     if (e instanceof DeviceError) return 0; // no such file (400 failed to open) or similar
     throw e;
   }
-  if (whole.size === 0 || whole.size > data.length) return 0;
-  if (sha256Hex(data.subarray(0, whole.size)) === whole.sha256) return whole.size;
-  // An interrupted windowed upload may have holes in its last window: try the prefix before it.
-  const candidate = Math.floor(whole.size / t.chunkSize) * t.chunkSize - t.window * t.chunkSize;
-  if (candidate <= 0) return 0;
-  const prefix = await fsSha256(core, filename, { offset: 0, len: candidate }, { timeout: t.timeout, signal });
-  return sha256Hex(data.subarray(0, candidate)) === prefix.sha256 ? candidate : 0;
+  if (whole.size === 0 || whole.size > src.size) return 0;
+  const local = await hashPrefix(src, whole.size, { step: t.chunkSize, signal });
+  if (local.sha256 === whole.sha256) return whole.size;
+  const matches = async (k: number): Promise<boolean> => {
+    const len = k * t.chunkSize;
+    const r = await fsSha256(core, filename, { offset: 0, len }, callOpts);
+    return r.len === len && r.sha256 === local.at.get(len);
+  };
+  let lo = 0; // k·chunk bytes known identical
+  let hi = Math.ceil(whole.size / t.chunkSize); // known different
+  const guess = hi - 1 - t.window;
+  if (guess > lo) {
+    if (await matches(guess)) lo = guess;
+    else hi = guess;
+  }
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (await matches(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo * t.chunkSize;
 }
 
-/** Upload bytes to `filename` on the device. */
-export async function putFile(core: DeviceCore, filename: string, data: Uint8Array, o: PutOptions = {}): Promise<TransferResult> {
+/**
+ * Upload to `filename` on the device: bytes in memory, or a ByteSource (a local file read chunk by chunk,
+ * see openFileSource) so a big file is never loaded whole.
+ */
+export async function putFile(core: DeviceCore, filename: string, data: Uint8Array | ByteSource, o: PutOptions = {}): Promise<TransferResult> {
+  const src = isByteSource(data) ? data : memorySource(data);
   const t = await resolveTuning(core, filename, o);
-  const size = data.length;
-  const sha = sha256Hex(data);
+  const size = src.size;
   const callOpts = { timeout: t.timeout, signal: o.signal };
-  const putChunk = (offset: number, length: number): Promise<unknown> => {
-    const params: Record<string, unknown> = { filename, offset, data: toBase64(data.subarray(offset, offset + length)) };
-    if (offset > 0) params.append = true; // as mos; with offset > 0 the firmware opens "r+" and seeks anyway
-    else params.append = false;
+  const putChunk = async (offset: number, length: number): Promise<unknown> => {
+    const bytes = await src.read(offset, length);
+    // append as mos; with offset > 0 the firmware opens "r+" and seeks anyway
+    const params: Record<string, unknown> = { filename, offset, data: toBase64(bytes), append: offset > 0 };
     return core.call("FS.Put", params, callOpts);
   };
 
   let start = 0;
-  if (o.resume !== false && size > 0) start = await resumePoint(core, filename, data, t, o.signal);
+  if (o.resume !== false && size > 0) start = await resumePoint(core, filename, src, t, o.signal);
   if (start > 0) debug("transfer", "put: resuming", { filename, from: start, size });
   const resumedFrom = start;
   if (start === 0) {
@@ -179,6 +190,7 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
     { window: t.window, attempts: t.attempts, signal: o.signal, phase: "put", total: size, already: start, onProgress: o.onProgress },
     (c) => putChunk(c.offset, c.length).then(() => undefined),
   );
+  const sha = (await hashPrefix(src, size, { signal: o.signal })).sha256;
 
   const verify = o.verify ?? "auto";
   let verified: TransferResult["verified"] = "none";
@@ -189,10 +201,10 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
         checkSame(r.size, r.sha256, size, sha, "on the device", "sent");
         verified = "sha256";
       } else {
-        const sink = new MemorySink();
-        await getInto(core, filename, sink, { ...o, verify: "none", onProgress: o.onProgress ? (p) => o.onProgress?.({ ...p, phase: "verify" }) : undefined });
-        const back = sink.buffer();
-        checkSame(back.length, sha256Hex(back), size, sha, "read back", "sent");
+        const sink = new CompareSink(src);
+        const back = await getInto(core, filename, sink, { ...o, verify: "none", onProgress: o.onProgress ? (p) => o.onProgress?.({ ...p, phase: "verify" }) : undefined });
+        checkSame(back.size, back.sha256, size, sha, "read back", "sent");
+        if (sink.identicalPrefix() !== size) throw new VerifyError(`read back differs from what was sent at offset ${sink.identicalPrefix()}`);
         verified = "readback";
       }
     } catch (e) {

@@ -2,9 +2,9 @@
  * `device.fs`: the FS.* service (spec §3.3) — list, remove, rename, mkdir — and chunked, verified
  * transfers (put/get of bytes, upload/download of local files) through the chunk pump.
  */
-import { readFile } from "node:fs/promises";
 import type { Writable } from "node:stream";
-import { IoError, TransportError, VerifyError } from "../errors.js";
+import { TransportError, VerifyError } from "../errors.js";
+import { type ByteSource, openFileSource } from "./byte-source.js";
 import type { CallOpts, DeviceCore } from "./core.js";
 import {
   type FsSha256Result,
@@ -66,8 +66,11 @@ export class FsApi {
     return fsSha256(this.core, filename, range, opts);
   }
 
-  /** Upload bytes as `filename` (windowed, retried, resumable, verified; see PutOptions). */
-  put(filename: string, data: Uint8Array | string, options: PutOptions = {}): Promise<TransferResult> {
+  /**
+   * Upload bytes (or a ByteSource, e.g. `openFileSource(path)`, read chunk by chunk) as `filename`
+   * (windowed, retried, resumable, verified; see PutOptions).
+   */
+  put(filename: string, data: Uint8Array | string | ByteSource, options: PutOptions = {}): Promise<TransferResult> {
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     return putFile(this.core, filename, bytes, options);
   }
@@ -79,15 +82,14 @@ export class FsApi {
     return sink.buffer();
   }
 
-  /** Upload a local file (read whole into memory) as `filename`. */
+  /** Upload a local file as `filename`, read from disk chunk by chunk at each chunk's offset (never whole). */
   async upload(localPath: string, filename: string, options: PutOptions = {}): Promise<TransferResult> {
-    let data: Buffer;
+    const src = await openFileSource(localPath);
     try {
-      data = await readFile(localPath);
-    } catch (e) {
-      throw new IoError(`cannot read ${localPath}: ${(e as Error).message}`, { cause: e });
+      return await putFile(this.core, filename, src, options);
+    } finally {
+      await src.close();
     }
-    return putFile(this.core, filename, data, options);
   }
 
   /**

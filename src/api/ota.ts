@@ -6,6 +6,7 @@
  */
 import { DeviceError, RemosError, UsageError } from "../errors.js";
 import { debug } from "../log.js";
+import { type ByteSource, isByteSource, memorySource } from "./byte-source.js";
 import { defaultChunkSize } from "./capabilities.js";
 import type { CallOpts, DeviceCore } from "./core.js";
 import { type TransferTuning, chunksOf, pumpChunks, toBase64, withAttempts } from "./transfer.js";
@@ -94,8 +95,12 @@ export class OtaApi {
     return this.core.call<{ slot: number }>("OTA.CreateSnapshot", params, opts);
   }
 
-  /** Push a firmware bundle (.zip bytes): Status → Begin → Write×N → End. Does not commit. */
-  async upload(data: Uint8Array, o: OtaUploadOptions = {}): Promise<OtaUploadResult> {
+  /**
+   * Push a firmware bundle (.zip bytes, or a ByteSource such as `openFileSource(path)` read chunk by chunk):
+   * Status → Begin → Write×N → End. Does not commit.
+   */
+  async upload(bundle: Uint8Array | ByteSource, o: OtaUploadOptions = {}): Promise<OtaUploadResult> {
+    const src = isByteSource(bundle) ? bundle : memorySource(bundle);
     const timeout = o.timeoutMs ?? this.core.timeoutMs;
     const callOpts = { timeout, signal: o.signal };
     const attempts = o.attempts ?? 3;
@@ -110,20 +115,20 @@ export class OtaApi {
         step: "OTA.Status",
       });
     }
-    const beginParams = o.beginParams ?? { timeout: o.updateTimeoutS ?? 600, commit_timeout: o.commitTimeoutS ?? 300, size: data.length };
+    const beginParams = o.beginParams ?? { timeout: o.updateTimeoutS ?? 600, commit_timeout: o.commitTimeoutS ?? 300, size: src.size };
     await step("OTA.Begin", () => this.begin(beginParams, callOpts));
     try {
       await pumpChunks(
-        chunksOf(0, data.length, chunkSize),
-        { window, attempts, signal: o.signal, phase: "ota", total: data.length, onProgress: o.onProgress },
-        (c) => this.write(c.offset, data.subarray(c.offset, c.offset + c.length), callOpts),
+        chunksOf(0, src.size, chunkSize),
+        { window, attempts, signal: o.signal, phase: "ota", total: src.size, onProgress: o.onProgress },
+        async (c) => this.write(c.offset, await src.read(c.offset, c.length), callOpts),
       );
     } catch (e) {
       await this.end(callOpts).catch((err: unknown) => debug("ota", "OTA.End after a failed write failed too", { error: (err as Error).message }));
       throw e instanceof RemosError ? e.inStep("OTA.Write") : e;
     }
     await step("OTA.End", () => this.end(callOpts));
-    return { size: data.length, chunkSize, window };
+    return { size: src.size, chunkSize, window };
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * Destinations for downloads (GetSink, fs-transfer.ts): a local file that survives interruption and is
- * resumed, and a stream (stdout) fed strictly in order although chunks arrive out of order.
+ * Destinations for downloads (GetSink, used by fs-transfer.ts): a local file that survives interruption
+ * and is resumed, a stream (stdout) fed strictly in order although chunks arrive out of order, and a
+ * comparison with the bytes that were uploaded (read-back verify and resume, without keeping a copy).
  *
  * FileSink writes to `<path>.part` and renames it over `<path>` only when complete (after fsync), so a
  * partial download never looks like the real file; the next download of the same path resumes from the
@@ -11,7 +12,21 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { IoError } from "../errors.js";
-import type { GetSink } from "./fs-transfer.js";
+import type { ByteSource } from "./byte-source.js";
+
+/** Where FS.Get data goes. `start` is how much is already there (resume). */
+export interface GetSink {
+  readonly start: number;
+  write(offset: number, data: Buffer): Promise<void>;
+  /** Throw away what is there and start from 0 (the partial file did not belong to this file). */
+  restart(): Promise<void>;
+  /** All bytes received (and resumed) are in place; `size` is the file's size. */
+  finish(size: number): Promise<void>;
+  /** SHA-256 (hex) of the whole content, after finish. */
+  sha256(): Promise<string>;
+  /** Called once the content is verified (a file sink moves it into place). */
+  commit?(): Promise<void>;
+}
 
 function ioError(what: string, e: unknown): IoError {
   return new IoError(`${what}: ${(e as Error).message}`, { cause: e });
@@ -144,5 +159,60 @@ export class OrderedStreamSink implements GetSink {
 
   async sha256(): Promise<string> {
     return this.hash.digest("hex");
+  }
+}
+
+/**
+ * Compares a download with a source as chunks arrive (in any order) without keeping a copy: the first
+ * differing offset, and the SHA-256 of what arrived (fed in order; early chunks wait, at most a window).
+ */
+export class CompareSink implements GetSink {
+  readonly start = 0;
+  private readonly src: ByteSource;
+  private firstDiff = Infinity;
+  private size = 0;
+  private readonly held = new Map<number, Buffer>();
+  private next = 0;
+  private hash = createHash("sha256");
+
+  constructor(src: ByteSource) {
+    this.src = src;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    const local = await this.src.read(offset, data.length);
+    let i = 0;
+    const n = Math.min(local.length, data.length);
+    while (i < n && local[i] === data[i]) i++;
+    if (i < data.length) this.firstDiff = Math.min(this.firstDiff, offset + i);
+    this.held.set(offset, data);
+    let d: Buffer | undefined;
+    while ((d = this.held.get(this.next)) !== undefined) {
+      this.held.delete(this.next);
+      this.hash.update(d);
+      this.next += d.length;
+      if (d.length === 0) break;
+    }
+  }
+
+  async restart(): Promise<void> {
+    this.firstDiff = Infinity;
+    this.held.clear();
+    this.next = 0;
+    this.hash = createHash("sha256");
+  }
+
+  async finish(size: number): Promise<void> {
+    this.size = size;
+    if (this.next !== size || this.held.size > 0) throw new IoError(`compared ${this.next} of ${size} bytes in order`);
+  }
+
+  async sha256(): Promise<string> {
+    return this.hash.digest("hex");
+  }
+
+  /** How many leading bytes of the download equal the source's. */
+  identicalPrefix(): number {
+    return Math.min(this.firstDiff, this.size, this.src.size);
   }
 }

@@ -145,6 +145,40 @@ describe("put/get on a remos device (FS.Sha256)", () => {
     assert.ok(f.files.get("hole.bin")?.equals(data));
   });
 
+  it("finds holes deeper than the resuming window (a bigger window was interrupted) by binary search", async () => {
+    const f = fake({ sha256: true });
+    const data = randomBytes(100_000);
+    const partial = Buffer.alloc(80_000);
+    data.copy(partial, 0, 0, 20_000);
+    data.copy(partial, 30_000, 30_000, 80_000); // chunk 20000..30000 never arrived
+    f.files.set("deep.bin", partial);
+    const r = await f.device.fs.put("deep.bin", data, { chunkSize: 10_000, window: 2 });
+    assert.equal(r.resumedFrom, 20_000);
+    assert.ok(f.calls.filter((c) => c.method === "FS.Sha256").length <= 8, "a few checksum calls, not one per chunk");
+    assert.ok(f.files.get("deep.bin")?.equals(data));
+  });
+
+  it("reads a ByteSource chunk by chunk (never the whole file at once) and uploads a local file from disk", async () => {
+    const f = fake({ sha256: true, maxFrameSize: 64 * 1024 });
+    const data = randomBytes(3 * 1024 * 1024 + 11);
+    const reads: number[] = [];
+    const src = { size: data.length, read: async (o: number, n: number) => (reads.push(n), data.subarray(o, o + n)) };
+    const r = await f.device.fs.put("s.bin", src);
+    assert.equal(r.verified, "sha256");
+    assert.ok(f.files.get("s.bin")?.equals(data));
+    assert.ok(Math.max(...reads) <= 1024 * 1024, `largest read ${Math.max(...reads)}`);
+    const dir = mkdtempSync(join(tmpdir(), "remos-api-src-"));
+    try {
+      writeFileSync(join(dir, "local.bin"), data);
+      const u = await f.device.fs.upload(join(dir, "local.bin"), "u.bin");
+      assert.equal(u.sha256, r.sha256);
+      assert.ok(f.files.get("u.bin")?.equals(data));
+      await assert.rejects(f.device.fs.upload(join(dir, "missing.bin"), "m.bin"), (e: unknown) => (e as { code?: string }).code === "ERR_IO");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("starts over when what is on the device is a different file", async () => {
     const f = fake({ sha256: true });
     f.files.set("o.bin", randomBytes(5000));

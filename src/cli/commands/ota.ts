@@ -8,7 +8,9 @@ import { UsageError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 import { parseDuration } from "../options.js";
 import { progressReporter } from "../progress.js";
-import { readSource } from "../source.js";
+import { openSource } from "../source.js";
+import type { ByteSource } from "../../api/byte-source.js";
+import type { OtaUploadOptions } from "../../api/ota.js";
 import { positive } from "./get.js";
 
 interface OtaFlags {
@@ -43,27 +45,37 @@ export function register(program: Command, ctx: CliContext): void {
           throw new UsageError(`BEGIN_JSON [${beginJson}] is not a valid JSON object`);
         }
       }
-      const data = await ctx.step("ota", () => readSource(bundle, ctx.opts.timeout));
-      const dev = await ctx.connect();
-      const before = o.commit ? await ctx.step("ota: Sys.GetInfo", () => dev.sys.getInfo({ timeout: ctx.opts.timeout })) : undefined;
-      const since = Date.now();
-      const progress = progressReporter("ota", { quiet: ctx.opts.json });
-      let r;
+      const src = await ctx.step("ota", () => openSource(bundle, ctx.opts.timeout));
       try {
-        r = await ctx.step("ota", () => dev.ota.upload(data, { ...tuning, beginParams, commitTimeoutS, updateTimeoutS, onProgress: progress.update }));
+        await pushAndCommit(ctx, src, { ...tuning, beginParams, commitTimeoutS, updateTimeoutS }, Boolean(o.commit));
       } finally {
-        progress.done();
+        await src.close();
       }
-      let committed = false;
-      if (o.commit) {
-        if (!ctx.opts.json) process.stderr.write("ota: waiting for the device to reboot into the new firmware...\n");
-        await ctx.step("ota: waiting for the device", () =>
-          dev.waitForReboot({ uptimeBefore: before?.uptime, since, timeoutMs: Math.max(ctx.opts.timeout, commitTimeoutS * 1000 / 2) }),
-        );
-        await ctx.step("ota: OTA.Commit", () => dev.ota.commit({ timeout: ctx.opts.timeout }));
-        committed = true;
-        if (!ctx.opts.json) process.stderr.write("ota: committed\n");
-      }
-      if (ctx.opts.json) ctx.printJson({ ...r, committed });
     });
 }
+
+async function pushAndCommit(ctx: CliContext, src: ByteSource, opts: OtaUploadOptions, commit: boolean): Promise<void> {
+  const commitTimeoutS = opts.commitTimeoutS ?? 300;
+  const dev = await ctx.connect();
+  const before = commit ? await ctx.step("ota: Sys.GetInfo", () => dev.sys.getInfo({ timeout: ctx.opts.timeout })) : undefined;
+  const since = Date.now();
+  const progress = progressReporter("ota", { quiet: ctx.opts.json });
+  let r;
+  try {
+    r = await ctx.step("ota", () => dev.ota.upload(src, { ...opts, onProgress: progress.update }));
+  } finally {
+    progress.done();
+  }
+  let committed = false;
+  if (commit) {
+    if (!ctx.opts.json) process.stderr.write("ota: waiting for the device to reboot into the new firmware...\n");
+    await ctx.step("ota: waiting for the device", () =>
+      dev.waitForReboot({ uptimeBefore: before?.uptime, since, timeoutMs: Math.max(ctx.opts.timeout, commitTimeoutS * 1000 / 2) }),
+    );
+    await ctx.step("ota: OTA.Commit", () => dev.ota.commit({ timeout: ctx.opts.timeout }));
+    committed = true;
+    if (!ctx.opts.json) process.stderr.write("ota: committed\n");
+  }
+  if (ctx.opts.json) ctx.printJson({ ...r, committed });
+}
+
