@@ -35,4 +35,5 @@ export const COMMANDS: CommandEntry[] = [
   { name: "broker", summary: "run the mutual-TLS MQTT broker (or --mosquitto-conf OUT)", load: () => import("./broker.js") },
   { name: "iot-setup", summary: "provision the device for the remos broker: mos iot-setup --broker mqtts://HOST:PORT", load: () => import("./iot-setup.js") },
   { name: "demo", summary: "the secure-cloud walkthrough end to end: CA, broker, device on serial, iot-setup, mos over mqtts", load: () => import("./demo.js") },
+  { name: "aws-iot-setup", summary: "provision the device for AWS IoT (certificate, policy, thing, endpoint, config)", load: () => import("./aws-iot-setup.js") },
 ];
