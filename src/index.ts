@@ -95,3 +95,12 @@ export {
   type TransferProgress,
   type TransferTuning,
 } from "./api/transfer.js";
+// The secure cloud: local CA, embedded mutual-TLS broker, mosquitto config, provisioning (src/cloud/).
+export { LocalCa, defaultCaDir, type CaInitOptions, type IssueOptions as CaIssueOptions, type IssuedCert, type IssuedRecord } from "./cloud/ca.js";
+export { startBroker, type BrokerOptions, type BrokerTls, type Refusal, type RunningBroker } from "./cloud/broker.js";
+export { prepareBrokerDir, defaultRemosDir, type BrokerFiles, type PreparedBroker } from "./cloud/broker-dir.js";
+export { mayPublish, maySubscribe, type Identity } from "./cloud/policy.js";
+export { writeMosquittoConf, mosquittoAcl, mosquittoConf, type MosquittoConfOptions } from "./cloud/mosquitto-conf.js";
+export { registerCsrService, CSR_METHOD, type CsrServiceOptions } from "./cloud/device-csr-service.js";
+export { iotSetup, ensureOperator, type IotSetupOptions, type IotSetupResult, type OperatorCredentials } from "./cloud/provision/iot-setup.js";
+export { generateKeyAndCsr, certIdentity, type CertRole, type KeyType } from "./cloud/x509.js";
