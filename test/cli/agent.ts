@@ -1,6 +1,7 @@
 /**
- * Test helper: run the real device agent as a user would (`mos device --dir D --http-listen 127.0.0.1:PORT`, PORT probed free)
- * in a child process, and learn its id and HTTP URL from its first stdout line (`<id> <url>`).
+ * Test helper: run the real device agent as a user would (`mos device --dir D --http-listen 127.0.0.1:PORT`,
+ * PORT probed free, plus any extra flags such as `--serial PTY` or `--set mqtt.enable=true`) in a child
+ * process, and learn its id and HTTP URL from its first stdout line (`<id> <url>`).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +16,8 @@ export interface AgentProcess {
   ws: string;
   dir: string;
   proc: ChildProcess;
+  /** Every line the agent printed on stdout so far (one per boot: `<id> <url>`). */
+  lines(): string[];
   stop(): Promise<void>;
 }
 
@@ -36,7 +39,9 @@ export async function startAgent(extra: string[] = [], timeoutMs = 15_000): Prom
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
+  let all = "";
   proc.stderr?.on("data", (d: Buffer) => (err += d.toString()));
+  proc.stdout?.on("data", (d: Buffer) => (all += d.toString()));
   const line = await new Promise<string>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error(`mos device did not start in ${timeoutMs} ms: ${err}`)), timeoutMs);
@@ -64,6 +69,7 @@ export async function startAgent(extra: string[] = [], timeoutMs = 15_000): Prom
     ws: http.replace(/^http:/, "ws:"),
     dir,
     proc,
+    lines: () => all.split("\n").filter(Boolean),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise<void>((r) => proc.once("exit", () => r()));

@@ -71,6 +71,10 @@ export function register(program: Command, ctx: CliContext): void {
           },
           stdin.isTTY ? ended : Promise.race([ended, stdinEnded.then(() => new Promise<void>((r) => setTimeout(r, 500)))]),
         );
+        if (!stdin.isTTY) stdin.destroy();
+        // The serial binding may still have a read pending in libuv's thread pool (a silent pty), which
+        // keeps the process alive after the port closed: once everything is flushed, leave anyway.
+        setTimeout(() => process.exit(), 1000).unref();
         return;
       }
       throw new UsageError(`console works over a serial port or mqtt(s)://HOST/DEVICE_ID, not ${scheme}://`);
