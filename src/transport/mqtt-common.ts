@@ -179,6 +179,9 @@ export function openMqtt(brokerUrl: string, opts: IClientOptions, o: OpenOptions
     };
     const onConnect = (): void => {
       cleanup();
+      // mqtt.js leaves Nagle's algorithm on: every small publish then waits ~40 ms for an ACK on
+      // loopback (88 ms per call measured; 0.6 ms with it off). WebSocket streams have no such knob.
+      (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true);
       resolve(client);
     };
     const onError = (e: Error): void => {
