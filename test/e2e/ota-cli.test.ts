@@ -85,16 +85,16 @@ describe("mos ota over HTTP against the agent", () => {
     const fw = await bundle("3.0.0");
     const r = await runMos(["--port", agent.http, "--timeout", "10s", "ota", fw, "--commit-timeout", "5s"], { timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
-    // The device reboots ~0.5 s after OTA.End into the new slot, uncommitted...
+    // The device reboots ~0.5 s after OTA.End into the new firmware, uncommitted...
     const http = ["--port", agent.http, "--timeout", "2s"];
-    let b = await mosUntil([...http, "call", "OTA.GetBootState"], (x) => x.code === 0 && (JSON.parse(x.stdout) as BootState).active_slot !== bootBefore.active_slot, 10_000, 150);
-    assert.equal(b.code, 0, b.stderr);
+    const info = await mosUntil([...http, "call", "Sys.GetInfo"], (x) => x.code === 0 && (JSON.parse(x.stdout) as Info).fw_version === "3.0.0", 10_000, 150);
+    assert.equal(info.code, 0, info.stderr);
+    assert.equal((JSON.parse(info.stdout) as Info).fw_version, "3.0.0");
+    let b = await mosUntil([...http, "call", "OTA.GetBootState"], (x) => x.code === 0, 5000);
     const mid = JSON.parse(b.stdout) as BootState;
+    assert.notEqual(mid.active_slot, bootBefore.active_slot);
     assert.equal(mid.is_committed, false);
     assert.equal(mid.revert_slot, bootBefore.active_slot);
-    const info = await mosUntil([...http, "call", "Sys.GetInfo"], (x) => x.code === 0, 5000);
-    const running = JSON.parse(info.stdout) as Info;
-    assert.equal(running.fw_version, "3.0.0");
     // ...and without OTA.Commit the watchdog reverts it after the commit timeout.
     b = await mosUntil([...http, "call", "OTA.GetBootState"], (x) => x.code === 0 && (JSON.parse(x.stdout) as BootState).active_slot === bootBefore.active_slot, 20_000, 250);
     assert.equal(b.code, 0, b.stderr);
