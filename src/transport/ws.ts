@@ -19,7 +19,7 @@ import type { TLSSocket } from "node:tls";
 import WebSocket from "ws";
 import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
-import type { Channel, ChannelInfo } from "../rpc/channel.js";
+import type { Channel, ChannelInfo, FrameListener } from "../rpc/channel.js";
 import { BaseChannel } from "./base.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
 import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
@@ -38,16 +38,33 @@ export const WS_OUT_SUBPROTOCOL = "json-rpc";
 
 const CLOSE_WAIT_MS = 2000;
 
-/** A Channel over one open WebSocket: one frame per message. */
+/** Messages kept for a channel nobody listens to yet (see WsChannel); more are dropped and logged. */
+const BACKLOG_LIMIT = 256;
+
+function messageText(data: WebSocket.RawData): string {
+  return Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
+}
+
+/**
+ * A Channel over one open WebSocket: one frame per message. Messages that arrive before the first frame
+ * listener is attached (a peer may send right after the handshake, even in the same TCP segment as the
+ * 101 response) are kept and delivered, in order, in a microtask after the first listener is attached.
+ */
 export class WsChannel extends BaseChannel {
   private readonly ws: WebSocket;
+  private backlog: string[] | undefined;
+  private draining = false;
 
-  constructor(ws: WebSocket, info: ChannelInfo) {
+  /** `early`: messages already received on `ws` before this channel was made (see openSocket). */
+  constructor(ws: WebSocket, info: ChannelInfo, early: string[] = []) {
     super(info);
     this.ws = ws;
+    this.backlog = early;
     ws.on("message", (data: WebSocket.RawData) => {
-      const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
-      this.receiveText(text);
+      const text = messageText(data);
+      if (!this.backlog) this.receiveText(text);
+      else if (this.backlog.length < BACKLOG_LIMIT) this.backlog.push(text);
+      else debug(this.area, "message before any listener dropped: backlog full", { peer: this.info.peer });
     });
     ws.on("error", (e: Error & { code?: string }) => {
       if (e.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH") {
@@ -62,6 +79,20 @@ export class WsChannel extends BaseChannel {
         normal ? undefined : new TransportError(`WebSocket to ${this.info.peer} closed (code ${code}${reason.length ? `: ${reason.toString("utf8")}` : ""})`),
       );
     });
+  }
+
+  /** The first listener gets the backlog in a microtask, so set-up done right after it (onNotification...) sees it too. */
+  override onFrame(listener: FrameListener): () => void {
+    const off = super.onFrame(listener);
+    if (this.backlog && !this.draining) {
+      this.draining = true;
+      queueMicrotask(() => {
+        const backlog = this.backlog ?? [];
+        this.backlog = undefined;
+        for (const text of backlog) this.receiveText(text);
+      });
+    }
+    return off;
   }
 
   protected sendText(text: string): Promise<void> {
@@ -106,7 +137,15 @@ interface OpenOptions {
 }
 
 /** Open a WebSocket and resolve once it is open (rejecting with a typed error otherwise). */
-function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }> {
+interface OpenSocket {
+  ws: WebSocket;
+  tls?: TLSSocket;
+  /** Messages received from the 'open' event on; call `stopEarly()` when the WsChannel takes over. */
+  early: string[];
+  stopEarly(): void;
+}
+
+function openSocket(o: OpenOptions): Promise<OpenSocket> {
   const secure = o.url.protocol === "wss:";
   const peer = `${o.url.hostname}:${o.url.port || (secure ? 443 : 80)}`;
   if (o.signal?.aborted) return Promise.reject(new AbortedError("connect aborted"));
@@ -129,6 +168,16 @@ function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }>
   // refuse an echo, so take the header off the response before `ws` looks at it (the 'upgrade' event is
   // emitted before that check).
   let tlsSocket: TLSSocket | undefined;
+  // The peer may send right behind the 101: its first messages are emitted before the promise below
+  // resolves, so catch them from the start and hand them to the WsChannel.
+  const early: string[] = [];
+  const onEarly = (data: WebSocket.RawData): void => {
+    if (early.length < BACKLOG_LIMIT) early.push(messageText(data));
+  };
+  ws.on("message", onEarly);
+  const stopEarly = (): void => {
+    ws.off("message", onEarly);
+  };
   ws.on("upgrade", (res: IncomingMessage) => {
     delete res.headers["sec-websocket-protocol"];
     if (secure) tlsSocket = res.socket as TLSSocket;
@@ -146,7 +195,7 @@ function openSocket(o: OpenOptions): Promise<{ ws: WebSocket; tls?: TLSSocket }>
         ws.terminate();
         reject(e);
       } else {
-        resolve(tlsSocket ? { ws, tls: tlsSocket } : { ws });
+        resolve(tlsSocket ? { ws, tls: tlsSocket, early, stopEarly } : { ws, early, stopEarly });
       }
     };
     const onAbort = (): void => finish(new AbortedError("connect aborted"));
@@ -182,7 +231,7 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     throw new UsageError(`not a ws:// or wss:// URL: ${url.protocol}//${url.host}${url.pathname}`);
   }
-  const { ws, tls } = await openSocket({
+  const { ws, tls, early, stopEarly } = await openSocket({
     url,
     subprotocol: WS_SUBPROTOCOL,
     origin: "https://api.cesanta.com/",
@@ -195,7 +244,9 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
   const type = url.protocol === "wss:" ? "WSS_out" : "WS_out";
   const info: ChannelInfo = { type, peer: `${url.hostname}:${port}`, maxFrameSize: WS_MAX_FRAME_SIZE };
   if (tls) info.tls = tlsPeerInfo(tls);
-  return new WsChannel(ws, info);
+  const channel = new WsChannel(ws, info, early);
+  stopEarly();
+  return channel;
 }
 
 export interface WsOutOptions {
@@ -237,7 +288,7 @@ export async function connectWsOut(opts: WsOutOptions): Promise<WsOutLink> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const channel = reconnecting(
     async (signal) => {
-      const { ws, tls } = await openSocket({
+      const { ws, tls, early, stopEarly } = await openSocket({
         url,
         subprotocol: WS_OUT_SUBPROTOCOL,
         origin: "https://mongoose-os.com",
@@ -247,7 +298,9 @@ export async function connectWsOut(opts: WsOutOptions): Promise<WsOutLink> {
       });
       const info: ChannelInfo = { type, peer, maxFrameSize: WS_MAX_FRAME_SIZE };
       if (tls) info.tls = tlsPeerInfo(tls);
-      return new WsChannel(ws, info);
+      const channel = new WsChannel(ws, info, early);
+      stopEarly();
+      return channel;
     },
     {
       info: { type, peer, maxFrameSize: WS_MAX_FRAME_SIZE },

@@ -28,6 +28,8 @@ async function fakeDevice(o: { echoProtocol: boolean; binary: boolean }): Promis
   });
   wss.on("connection", (ws, req) => {
     requests.push(req);
+    // Pushed at once: it may travel in the same TCP segment as the 101 response.
+    ws.send(JSON.stringify({ src: "fake", method: "Fake.Hello", params: { n: 1 } }));
     ws.on("message", (data) => {
       const f = JSON.parse(String(data)) as { id: number };
       ws.send(JSON.stringify({ id: f.id, src: "fake", result: { ok: true } }), { binary: o.binary });
@@ -68,7 +70,15 @@ describe("WebSocket client handshake", { timeout: 30_000 }, () => {
       try {
         const ch = await connectWs(new URL(`ws://user:pw@127.0.0.1:${fake.port}/rpc`), { timeoutMs: 5000 });
         const client = new RpcClient(ch, { src: "mos" });
+        const hello = new Promise((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error("the frame pushed right behind the handshake was lost")), 5000);
+          client.onNotification((n) => {
+            clearTimeout(t);
+            resolve(n.params);
+          });
+        });
         assert.deepEqual(await client.call("Sys.GetInfo"), { ok: true });
+        assert.deepEqual(await hello, { n: 1 }, "a frame sent right behind the handshake is not lost");
         await client.close();
         const req = fake.requests[0];
         assert.equal(req.headers["sec-websocket-protocol"], "clubby.cesanta.com");
@@ -199,7 +209,13 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
       assert.equal(channel?.info.type, "WS_out");
 
       const ask = async (c: WebSocket, id: number): Promise<unknown> => {
-        const answer = new Promise<string>((r) => c.once("message", (d) => r(String(d))));
+        const answer = new Promise<string>((resolve, reject) => {
+          const t = setTimeout(() => reject(new Error(`no answer to request ${id}`)), 5000);
+          c.once("message", (d) => {
+            clearTimeout(t);
+            resolve(String(d));
+          });
+        });
         c.send(JSON.stringify({ id, src: "cloud", method: "Test.Who" }));
         return JSON.parse(await answer);
       };
