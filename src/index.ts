@@ -67,7 +67,8 @@ export {
   type VerifyMode,
   MemorySink,
 } from "./api/fs-transfer.js";
-export { FileSink, OrderedStreamSink } from "./api/sinks.js";
+export { CompareSink, FileSink, OrderedStreamSink } from "./api/sinks.js";
+export { type ByteSource, type ClosableByteSource, hashPrefix, memorySource, openFileSource } from "./api/byte-source.js";
 export {
   ConfigApi,
   buildConfigDiff,
