@@ -47,6 +47,23 @@ async function fakeDevice(o: { echoProtocol: boolean; binary: boolean }): Promis
   };
 }
 
+/** Resolve with `p`, or reject after `ms` so that a lost message fails the test instead of hanging it. */
+function within<T>(what: string, p: Promise<T>, ms = 5000): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  });
+}
+
 function waitFor<T>(what: string, get: () => T | undefined, ms = 5000): Promise<T> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
@@ -127,15 +144,15 @@ describe("WebSocket device end", { timeout: 30_000 }, () => {
 
   it("echoes the subprotocol, and each connection is a WS_in channel with the peer address", async () => {
     const ws = new WebSocket(`ws://127.0.0.1:${dev.port}/rpc`, "clubby.cesanta.com");
-    await new Promise<void>((resolve, reject) => {
+    await within("open", new Promise<void>((resolve, reject) => {
       ws.once("open", () => resolve());
       ws.once("error", reject);
-    });
+    }));
     assert.equal(ws.protocol, "clubby.cesanta.com");
     const info = await waitFor("channel", () => infos.at(-1));
     assert.equal(info.type, "WS_in");
     assert.match(info.peer, /^127\.0\.0\.1:\d+$/);
-    const answer = new Promise<string>((r) => ws.once("message", (d) => r(String(d))));
+    const answer = within("the answer", new Promise<string>((r) => ws.once("message", (d) => r(String(d)))));
     ws.send('{"id":3,"src":"raw","method":"Test.Who"}');
     assert.deepEqual(JSON.parse(await answer), { id: 3, src: "wsdev", dst: "raw", result: { user: null, type: "WS_in" } });
     ws.close();
@@ -149,11 +166,11 @@ describe("WebSocket device end", { timeout: 30_000 }, () => {
       const authorization = httpDigestAuthorization(auth.challenge(), { username: "joe", password }, "GET", "/rpc");
       assert.ok(authorization);
       const ws = new WebSocket(`ws://127.0.0.1:${dev.port}/rpc`, { headers: { Authorization: authorization } });
-      await new Promise<void>((resolve, reject) => {
+      await within("open", new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
         ws.once("error", reject);
-      });
-      const answer = new Promise<string>((r) => ws.once("message", (d) => r(String(d))));
+      }));
+      const answer = within("the answer", new Promise<string>((r) => ws.once("message", (d) => r(String(d)))));
       ws.send('{"id":4,"method":"Test.Who"}');
       assert.deepEqual(JSON.parse(await answer).result, { user: expected, type: "WS_in" });
       ws.close();
@@ -201,7 +218,7 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
     const cloud = new WebSocketServer({ host: "127.0.0.1", port, handleProtocols: () => false });
     cloud.on("connection", (ws, req) => cloudConns.push({ ws, req }));
     try {
-      await new Promise<void>((r) => cloud.once("listening", () => r()));
+      await within("listening", new Promise<void>((r) => cloud.once("listening", () => r())));
       const first = await waitFor("first connection", () => cloudConns[0]);
       assert.equal(first.req.headers["sec-websocket-protocol"], "json-rpc");
       assert.equal(first.req.headers.origin, "https://mongoose-os.com");
@@ -230,10 +247,10 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
       assert.equal(cloudConns.length, 2, "no reconnection after close()");
       assert.equal(link.channel.closed, true);
     } finally {
-      await link.close();
+      await within("link close", link.close());
       rpc.stopAll();
       for (const c of cloud.clients) c.terminate();
-      await new Promise<void>((r) => cloud.close(() => r()));
+      await within("cloud close", new Promise<void>((r) => cloud.close(() => r())));
     }
   });
 
@@ -259,8 +276,8 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
       await good.close();
       await bad.close();
       for (const c of conns) c.terminate();
-      await new Promise<void>((r) => cloud.close(() => r()));
-      await new Promise<void>((r) => web.close(() => r()));
+      await within("cloud close", new Promise<void>((r) => cloud.close(() => r())));
+      await within("server close", new Promise<void>((r) => web.close(() => r())));
     }
   });
 
