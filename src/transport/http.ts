@@ -32,7 +32,7 @@ import { httpDigestAuthorization } from "../rpc/digest.js";
 import type { Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
-import type { ConnectOptions } from "./url.js";
+import type { ConnectOptions } from "./options.js";
 
 /**
  * Largest frame the HTTP channel carries: 1 MiB, for remos devices (whose HTTP end takes 1 MiB bodies).

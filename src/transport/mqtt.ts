@@ -34,7 +34,7 @@ import { debug } from "../log.js";
 import { type Frame, encodeFrame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, peerTls, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
-import type { ConnectOptions, TlsFileOptions } from "./url.js";
+import type { ConnectOptions, TlsFileOptions } from "./options.js";
 
 export { startMqttDevice, type MqttDeviceLink, type MqttDeviceOptions } from "./mqtt-device.js";
 export { MQTT_MAX_FRAME_SIZE } from "./mqtt-common.js";

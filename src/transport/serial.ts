@@ -33,7 +33,7 @@ import {
   SerialClientChannel,
   SerialDeviceChannel,
 } from "./serial-channels.js";
-import type { ConnectOptions } from "./url.js";
+import type { ConnectOptions } from "./options.js";
 
 export {
   type ByteLink,

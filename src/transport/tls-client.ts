@@ -10,7 +10,7 @@ import { isIP } from "node:net";
 import { type ConnectionOptions, type TLSSocket, checkServerIdentity } from "node:tls";
 import { IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
 import type { TlsPeerInfo } from "../rpc/channel.js";
-import type { TlsFileOptions } from "./url.js";
+import type { TlsFileOptions } from "./options.js";
 
 function readPem(path: string, what: string): Buffer {
   try {

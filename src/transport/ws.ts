@@ -23,7 +23,7 @@ import type { Channel, ChannelInfo, FrameListener } from "../rpc/channel.js";
 import { BaseChannel } from "./base.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
 import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
-import type { ConnectOptions, TlsFileOptions } from "./url.js";
+import type { ConnectOptions, TlsFileOptions } from "./options.js";
 
 /**
  * Largest frame over WebSocket: 1 MiB (also the `maxPayload` of both ends; a bigger message closes the
