@@ -102,6 +102,6 @@ export { startBroker, type BrokerOptions, type BrokerTls, type Refusal, type Run
 export { prepareBrokerDir, defaultRemosDir, type BrokerFiles, type PreparedBroker } from "./cloud/broker-dir.js";
 export { mayPublish, maySubscribe, type Identity } from "./cloud/policy.js";
 export { writeMosquittoConf, mosquittoAcl, mosquittoConf, type MosquittoConfOptions } from "./cloud/mosquitto-conf.js";
-export { registerCsrService, CSR_METHOD, type CsrServiceOptions } from "./cloud/device-csr-service.js";
+export { registerCsrService, CSR_METHOD, type CsrServiceOptions } from "./device/services/csr.js";
 export { iotSetup, ensureOperator, type IotSetupOptions, type IotSetupResult, type OperatorCredentials } from "./cloud/provision/iot-setup.js";
-export { generateKeyAndCsr, certIdentity, type CertRole, type KeyType } from "./cloud/x509.js";
+export { generateKeyAndCsr, certIdentity, type CertRole, type KeyType } from "./pki/x509.js";

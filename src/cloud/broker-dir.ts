@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../device/atomic.js";
 import type { BrokerTls } from "./broker.js";
 import { LocalCa } from "./ca.js";
-import { certIdentity } from "./x509.js";
+import { certIdentity } from "../pki/x509.js";
 
 export function defaultRemosDir(): string {
   return process.env.REMOS_DIR || join(homedir(), ".remos");

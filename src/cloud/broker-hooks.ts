@@ -10,7 +10,7 @@ import type { AuthenticateError, Client, PublishPacket, Subscription } from "aed
 import type { TLSSocket } from "node:tls";
 import { debug } from "../log.js";
 import { type Identity, mayConnect, mayPublish, maySubscribe } from "./policy.js";
-import { roleFromPeerSubject } from "./x509.js";
+import { roleFromPeerSubject } from "../pki/x509.js";
 
 export interface Refusal {
   stage: "tls" | "connect" | "publish" | "subscribe";

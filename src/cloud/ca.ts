@@ -29,7 +29,7 @@ import {
   signingAlgorithm,
   subjectFor,
   x509,
-} from "./x509.js";
+} from "../pki/x509.js";
 
 export const CRL_DAYS = 365;
 const DAY = 86_400_000;

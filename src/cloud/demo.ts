@@ -17,7 +17,6 @@ import { type Device, connect } from "../api/device.js";
 import { TimeoutError, TransportError } from "../errors.js";
 import { prepareBrokerDir } from "./broker-dir.js";
 import { type RunningBroker, startBroker } from "./broker.js";
-import { registerCsrService } from "./device-csr-service.js";
 import { iotSetup } from "./provision/iot-setup.js";
 
 export interface MosRun {
@@ -123,7 +122,6 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       httpListen: "off",
       log: false,
       loopbackName: false,
-      services: (server, a) => registerCsrService(server, { fsRoot: () => a.fsRoot }),
     });
     cleanups.push(() => agent.stop());
     if (pair) {

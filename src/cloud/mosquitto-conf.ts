@@ -21,7 +21,7 @@ import { mkdir } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { writeFileAtomic } from "../device/atomic.js";
 import type { PreparedBroker } from "./broker-dir.js";
-import { checkCn } from "./x509.js";
+import { checkCn } from "../pki/x509.js";
 
 export interface MosquittoConfOptions {
   /** mqtts port (default 8883). */

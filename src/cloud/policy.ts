@@ -14,7 +14,7 @@
  *
  * Checks are string compares on a few levels: cheap enough for 10,000 clients.
  */
-import type { CertRole } from "./x509.js";
+import type { CertRole } from "../pki/x509.js";
 
 export interface Identity {
   cn: string;

@@ -33,6 +33,9 @@ import { type GpioHal, MemoryGpioHal } from "./hal/gpio.js";
 import { registerGpioService } from "./services/gpio.js";
 import { createSimulatedI2c } from "./hal/sim-i2c.js";
 import { registerI2cService } from "./services/i2c.js";
+import { SimWifi } from "./hal/wifi.js";
+import { registerWifiService } from "./services/wifi.js";
+import { registerCsrService } from "./services/csr.js";
 import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
 import { registerFsService } from "./services/fs.js";
@@ -178,6 +181,9 @@ class Agent implements DeviceAgent {
     });
     registerGpioService(s, this.options.gpio ?? new MemoryGpioHal());
     registerI2cService(s, createSimulatedI2c(this.dir, () => this.store.live.i2c.enable).bus);
+    registerWifiService(s, this.wifi);
+    this.wifiInfo = () => this.wifi.status();
+    registerCsrService(s, { fsRoot: () => this.fsRoot });
     registerOtaService(s, {
       dir: this.dir,
       updateConfig: () => {
@@ -215,7 +221,9 @@ class Agent implements DeviceAgent {
     return info;
   }
 
-  /** Set by the wifi service wiring: the simulated wifi state for Sys.GetInfo. */
+  /** The simulated radio: Wifi.* and Sys.GetInfo's `wifi`, brought to the `wifi.*` config at every boot. */
+  private readonly wifi = new SimWifi();
+  /** The wifi state for Sys.GetInfo (set when the wifi service is wired in). */
   wifiInfo: (() => SysInfoSource["wifi"]) | undefined;
 
   private async boot(first: boolean): Promise<void> {
@@ -226,6 +234,7 @@ class Agent implements DeviceAgent {
     this.store = await ConfigStore.boot({ fsRoot: b.fsRoot, arch: this.archName, mac: this.identity.mac });
     if (first) await this.applyStartSettings();
     const cfg = this.store.live;
+    this.wifi.applyConfig(cfg.wifi);
     this.server.localIds = [cfg.device.id];
     this.console.setLevel(cfg.debug.level);
     this.bootTime = Date.now();

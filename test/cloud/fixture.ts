@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type IClientOptions, type MqttClient, connectAsync } from "mqtt";
 import { type PreparedBroker, prepareBrokerDir } from "../../src/cloud/broker-dir.js";
-import type { CertRole } from "../../src/cloud/x509.js";
+import type { CertRole } from "../../src/pki/x509.js";
 
 export interface Pem {
   certPem: string;

@@ -46,8 +46,11 @@ describe("device Sys and RPC services", () => {
     const info = await t.client.call<Record<string, unknown>>("Sys.GetInfo");
     assert.deepEqual(Object.keys(info), [
       "id", "app", "fw_version", "fw_id", "mg_version", "mg_id", "mac", "arch", "uptime", "public_key",
-      "ram_size", "ram_free", "ram_min_free", "fs_size", "fs_free",
+      "ram_size", "ram_free", "ram_min_free", "fs_size", "fs_free", "wifi",
     ]);
+    const wifi = info.wifi as Record<string, unknown>;
+    assert.deepEqual(Object.keys(wifi).sort(), ["ap_ip", "ssid", "sta_ip", "status"]);
+    assert.equal(wifi.ap_ip, "192.168.4.1", "the AP is on by default, as wifi.ap.enable says");
     assert.equal(info.id, t.agent.id);
     assert.equal(info.arch, "esp32");
     assert.equal(info.app, "remos-device");

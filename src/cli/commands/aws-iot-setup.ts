@@ -41,7 +41,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--aws-endpoint <url>", "AWS IoT control-plane endpoint override")
     .action(async (f: Flags) => {
       const { awsIotSetup } = await import("../../cloud/provision/aws-iot-setup.js");
-      const { parseKeyType } = await import("../../cloud/x509.js");
+      const { parseKeyType } = await import("../../pki/x509.js");
       if (f.awsProfile) process.env.AWS_PROFILE = f.awsProfile;
       const region = f.awsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
       if (!region) throw new UsageError("no AWS region: give --aws-region (or set AWS_REGION)");

@@ -38,7 +38,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--days <n>", "validity in days", "3650")
     .action(async (f: CaFlags & { keyType: string; cn: string; days: string }) => {
       const { LocalCa } = await import("../../cloud/ca.js");
-      const { parseKeyType } = await import("../../cloud/x509.js");
+      const { parseKeyType } = await import("../../pki/x509.js");
       const dir = await caDir(f);
       const c = await LocalCa.init(dir, { keyType: parseKeyType(f.keyType), cn: f.cn, days: Number(f.days) });
       ctx.print(`CA created in ${dir}\ncertificate: ${c.caCertFile}\nCRL:         ${c.crlFile}`);
@@ -56,7 +56,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--days <n>", "validity in days", "825")
     .action(async (f: CaFlags & { role: string; csr?: string; cn?: string; keyType: string; out?: string; keyOut?: string; days: string }) => {
       const { LocalCa } = await import("../../cloud/ca.js");
-      const { parseKeyType } = await import("../../cloud/x509.js");
+      const { parseKeyType } = await import("../../pki/x509.js");
       const { writeFileAtomic } = await import("../../device/atomic.js");
       const c = await LocalCa.open(await caDir(f));
       const r = role(f.role);

@@ -26,7 +26,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option("--operator-cn <cn>", "CN of the operator certificate made for this CLI when none exists", "remos-operator")
     .action(async (f: Flags) => {
       const { LocalCa, defaultCaDir } = await import("../../cloud/ca.js");
-      const { parseKeyType } = await import("../../cloud/x509.js");
+      const { parseKeyType } = await import("../../pki/x509.js");
       const { iotSetup } = await import("../../cloud/provision/iot-setup.js");
       const ca = await LocalCa.openOrInit(f.caDir ?? defaultCaDir());
       const device = await ctx.connect();

@@ -28,7 +28,7 @@ import type { Device } from "../../api/device.js";
 import { writeFileAtomic } from "../../device/atomic.js";
 import { TransportError, UsageError, errorMessage } from "../../errors.js";
 import { debug } from "../../log.js";
-import { type KeyType, checkCn } from "../x509.js";
+import { type KeyType, checkCn } from "../../pki/x509.js";
 import { DEFAULT_POLICY_NAME, LEAST_PRIVILEGE_POLICY_NAME, arnPrefix, leastPrivilegePolicy, permissivePolicy } from "./aws-policy.js";
 import { type StepLogger, obtainCsr, readDevice, setConfigAndReboot, short, uploadFile } from "./common.js";
 

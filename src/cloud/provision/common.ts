@@ -7,8 +7,8 @@
 import type { Device } from "../../api/device.js";
 import { DeviceError, UsageError } from "../../errors.js";
 import { debug } from "../../log.js";
-import { CSR_METHOD } from "../device-csr-service.js";
-import { type KeyType, generateKeyAndCsr } from "../x509.js";
+import { CSR_METHOD } from "../../device/services/csr.js";
+import { type KeyType, generateKeyAndCsr } from "../../pki/x509.js";
 
 export type StepLogger = (message: string) => void;
 

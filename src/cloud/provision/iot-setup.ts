@@ -18,7 +18,7 @@ import type { Device } from "../../api/device.js";
 import { writeFileAtomic } from "../../device/atomic.js";
 import { UsageError } from "../../errors.js";
 import type { LocalCa } from "../ca.js";
-import { type KeyType, certIdentity, checkCn } from "../x509.js";
+import { type KeyType, certIdentity, checkCn } from "../../pki/x509.js";
 import { type StepLogger, obtainCsr, readDevice, setConfigAndReboot, short, uploadFile } from "./common.js";
 
 export const DEFAULT_OPERATOR_CN = "remos-operator";

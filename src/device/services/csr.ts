@@ -10,11 +10,10 @@
  * (never follows) an existing symlink.
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "../device/atomic.js";
-import { RpcError, errorMessage } from "../errors.js";
-import { debug } from "../log.js";
-import type { RpcServer } from "../rpc/server.js";
-import { generateKeyAndCsr, parseKeyType } from "./x509.js";
+import { RpcError, errorMessage } from "../../errors.js";
+import { debug } from "../../log.js";
+import type { RpcServer } from "../../rpc/server.js";
+import { writeFileAtomic } from "../atomic.js";
 
 export const CSR_METHOD = "Crypto.GenerateCSR";
 
@@ -42,6 +41,8 @@ export function registerCsrService(server: RpcServer, options: CsrServiceOptions
         debug("device", "CSR key_file refused", { key_file: String(p.key_file).slice(0, 100) });
         throw new RpcError(400, "key_file is required: a plain file name in the FS root");
       }
+      // @peculiar/x509 is loaded on first use: most agents never generate a key, and fleets start faster
+      const { generateKeyAndCsr, parseKeyType } = await import("../../pki/x509.js");
       let keyType;
       try {
         keyType = parseKeyType(p.key_type === undefined ? undefined : String(p.key_type));
