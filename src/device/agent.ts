@@ -28,7 +28,7 @@ import { type DeviceIdentity, loadIdentity } from "./identity.js";
 import { type Links, parseListenAddr, startLinks } from "./links.js";
 import { type CommitWatchdog, packageVersion, resolveBoot, startCommitWatchdog } from "./ota/boot.js";
 import type { FirmwareManifest } from "./ota/manifest.js";
-import { registerOtaService } from "./ota/service.js";
+import { type OtaServiceHandle, registerOtaService } from "./ota/service.js";
 import { type GpioHal, MemoryGpioHal } from "./hal/gpio.js";
 import { registerGpioService } from "./services/gpio.js";
 import { createSimulatedI2c } from "./hal/sim-i2c.js";
@@ -184,7 +184,7 @@ class Agent implements DeviceAgent {
     registerWifiService(s, this.wifi);
     this.wifiInfo = () => this.wifi.status();
     registerCsrService(s, { fsRoot: () => this.fsRoot });
-    registerOtaService(s, {
+    this.ota = registerOtaService(s, {
       dir: this.dir,
       updateConfig: () => {
         const u = this.store.live.update;
@@ -223,6 +223,7 @@ class Agent implements DeviceAgent {
 
   /** The simulated radio: Wifi.* and Sys.GetInfo's `wifi`, brought to the `wifi.*` config at every boot. */
   private readonly wifi = new SimWifi();
+  private ota: OtaServiceHandle | undefined;
   /** The wifi state for Sys.GetInfo (set when the wifi service is wired in). */
   wifiInfo: (() => SysInfoSource["wifi"]) | undefined;
 
@@ -235,6 +236,7 @@ class Agent implements DeviceAgent {
     if (first) await this.applyStartSettings();
     const cfg = this.store.live;
     this.wifi.applyConfig(cfg.wifi);
+    this.ota?.reboot();
     this.server.localIds = [cfg.device.id];
     this.console.setLevel(cfg.debug.level);
     this.bootTime = Date.now();

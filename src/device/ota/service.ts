@@ -91,7 +91,13 @@ function obj(p: unknown): Record<string, unknown> {
   return p && typeof p === "object" && !Array.isArray(p) ? (p as Record<string, unknown>) : {};
 }
 
-export function registerOtaService(server: RpcServer, deps: OtaDeps): void {
+/** What the agent keeps of the OTA service: `reboot()` at every (in-process) boot. */
+export interface OtaServiceHandle {
+  /** A reboot forgets the update session and its status, as the firmware's in-memory state does. */
+  reboot(): void;
+}
+
+export function registerOtaService(server: RpcServer, deps: OtaDeps): OtaServiceHandle {
   const max = deps.maxBundleSize ?? DEFAULT_MAX;
   const now = deps.now ?? Date.now;
   const otaDir = join(deps.dir, "ota");
@@ -352,4 +358,14 @@ export function registerOtaService(server: RpcServer, deps: OtaDeps): void {
     }
     return { slot: target };
   }), { argsFmt: "{set_as_revert: %B, commit_timeout: %d}", description: "Copy the running firmware and FS to the other slot" });
+
+  return {
+    reboot: () => {
+      // A push cut by the reboot is gone, with its staging file, before the next OTA operation runs.
+      state = OTA_IDLE;
+      msg = "";
+      pulling = undefined;
+      void serial(dropSession);
+    },
+  };
 }
