@@ -11,7 +11,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DeviceError, RpcClient, RpcError, type RpcServer, startDevice } from "../src/index.js";
+import { RpcError, type RpcServer, startDevice } from "../src/device/index.js";
+import { DeviceError, RpcClient } from "../src/index.js";
 
 /** The custom service: a counter kept in memory (it resets at reboot, as RAM does). */
 function registerCounterService(server: RpcServer): void {

@@ -1,5 +1,10 @@
 /**
  * remos: the public API. `import { connect } from "remos"`.
+ *
+ * This entry loads only what talking to a device needs (the RPC core, the transport registry — each
+ * transport is imported when a port URL first names it — and the typed API), so a short-lived program
+ * such as an AWS Lambda starts fast. The device agent is `remos/device`; the CA, broker and provisioning
+ * are `remos/cloud`.
  */
 export * from "./errors.js";
 export { addLogSink, setDebugAreas, type LogEvent, type LogLevel, type LogSink } from "./log.js";
@@ -16,6 +21,7 @@ export {
   normaliseId,
 } from "./rpc/frame.js";
 export { globMatch } from "./rpc/glob.js";
+export { validateSchema } from "./rpc/schema.js";
 export { RpcClient, type CallOptions, type Notification, type RpcClientOptions } from "./rpc/client.js";
 export {
   RpcServer,
@@ -26,19 +32,12 @@ export {
   type PreHandler,
   type RequestContext,
   type RpcServerOptions,
+  StatusReply,
 } from "./rpc/server.js";
 export type { Credentials, DigestAlgorithm } from "./rpc/digest.js";
 export { AclSyntaxError, parseAcl, type Acl, type AclEntry } from "./rpc/acl.js";
-export {
-  createHttpDigestAuthority,
-  createSecurity,
-  createSecurityPreHandler,
-  type RpcSecurityConfig,
-  type SecurityDeps,
-} from "./device/security.js";
 export { BaseChannel } from "./transport/base.js";
 export { LoopbackChannel, connectLoopback, listenLoopback } from "./transport/loopback.js";
-export { type SerialDeviceEnd, createSerialPair, openRawSerial, serveSerial } from "./transport/serial.js";
 export {
   openChannel,
   parsePort,
@@ -47,12 +46,6 @@ export {
   type TlsFileOptions,
   type TransportConnect,
 } from "./transport/url.js";
-// The device agent (docs/DEVICE.md).
-export { startDevice, REBOOT_LOCKOUT_MS, type DeviceAgent, type DeviceAgentOptions } from "./device/agent.js";
-export { startFleet, type Fleet, type FleetOptions } from "./device/fleet.js";
-export { type DeviceConfig, CONFIG_SCHEMA } from "./device/config/schema.js";
-export { StatusReply } from "./rpc/server.js";
-export { validateSchema } from "./rpc/schema.js";
 // The programmatic API (docs/API.md): connect(port) → Device with typed service helpers and the chunk pump.
 export { connect, Device, type DeviceOptions, type NotificationListener } from "./api/device.js";
 export type { CallOpts, DeviceCore } from "./api/core.js";
@@ -96,12 +89,3 @@ export {
   type TransferProgress,
   type TransferTuning,
 } from "./api/transfer.js";
-// The secure cloud: local CA, embedded mutual-TLS broker, mosquitto config, provisioning (src/cloud/).
-export { LocalCa, defaultCaDir, type CaInitOptions, type IssueOptions as CaIssueOptions, type IssuedCert, type IssuedRecord } from "./cloud/ca.js";
-export { startBroker, type BrokerOptions, type BrokerTls, type Refusal, type RunningBroker } from "./cloud/broker.js";
-export { prepareBrokerDir, defaultRemosDir, type BrokerFiles, type PreparedBroker } from "./cloud/broker-dir.js";
-export { mayPublish, maySubscribe, type Identity } from "./cloud/policy.js";
-export { writeMosquittoConf, mosquittoAcl, mosquittoConf, type MosquittoConfOptions } from "./cloud/mosquitto-conf.js";
-export { registerCsrService, CSR_METHOD, type CsrServiceOptions } from "./device/services/csr.js";
-export { iotSetup, ensureOperator, type IotSetupOptions, type IotSetupResult, type OperatorCredentials } from "./cloud/provision/iot-setup.js";
-export { generateKeyAndCsr, certIdentity, type CertRole, type KeyType } from "./pki/x509.js";
