@@ -16,7 +16,7 @@
  */
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RpcError } from "../../errors.js";
 import { debug } from "../../log.js";
@@ -91,26 +91,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
   });
 
   server.addHandler("FS.Get", async (params) => {
-    const p = asParams(params);
-    const filename = str(p, "filename");
-    let offset = num(p, "offset", 0);
-    let len = num(p, "len", -1);
-    if (filename === undefined) throw new RpcError(400, "filename is required");
-    if (offset < 0) throw new RpcError(400, "illegal offset");
-    const path = await deps.root().resolve(filename);
-    let fh;
+    const { fh, size, offset, len } = await openRange(deps.root(), "FS.Get", params);
     try {
-      fh = await open(path, constants.O_RDONLY);
-    } catch (e) {
-      debug("device", "FS.Get: open failed", { filename, error: errno(e) });
-      throw new RpcError(400, `failed to open file "${filename}"`);
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
-      const size = st.size;
-      if (offset > size) offset = size;
-      if (len < 0 || offset + len > size) len = size - offset;
       if (len > FS_GET_MAX) throw new RpcError(500, "out of memory");
       const data = Buffer.alloc(len);
       let got = 0;
@@ -131,26 +113,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
   });
 
   server.addHandler("FS.Sha256", async (params, ctx) => {
-    const p = asParams(params);
-    const filename = str(p, "filename");
-    let offset = num(p, "offset", 0);
-    let len = num(p, "len", -1);
-    if (filename === undefined) throw new RpcError(400, "filename is required");
-    if (offset < 0) throw new RpcError(400, "illegal offset");
-    const path = await deps.root().resolve(filename);
-    let fh;
+    const { fh, size, offset, len } = await openRange(deps.root(), "FS.Sha256", params);
     try {
-      fh = await open(path, constants.O_RDONLY);
-    } catch (e) {
-      debug("device", "FS.Sha256: open failed", { filename, error: errno(e) });
-      throw new RpcError(400, `failed to open file "${filename}"`);
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
-      const size = st.size;
-      if (offset > size) offset = size;
-      if (len < 0 || offset + len > size) len = size - offset;
       // Streamed in bounded pieces: a 200 MB file is hashed without being held in memory.
       const hash = createHash("sha256");
       const buf = Buffer.alloc(Math.min(SHA256_READ_SIZE, Math.max(1, len)));
@@ -302,4 +266,43 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     if (str(asParams(params), "path") === undefined) throw new RpcError(400, "path is required");
     return unsupported("FS.Umount");
   }, { argsFmt: "{path: %Q}", description: "Not supported (501)" });
+}
+
+interface OpenRange {
+  fh: FileHandle;
+  size: number;
+  offset: number;
+  len: number;
+}
+
+/**
+ * FS.Get and FS.Sha256 share their arguments and errors (spec §3.3): `filename` required, `offset` >= 0
+ * (clamped to the size), `len` < 0 or past the end = the rest of the file. The caller closes `fh`.
+ */
+async function openRange(root: FsRoot, method: string, params: unknown): Promise<OpenRange> {
+  const p = asParams(params);
+  const filename = str(p, "filename");
+  let offset = num(p, "offset", 0);
+  let len = num(p, "len", -1);
+  if (filename === undefined) throw new RpcError(400, "filename is required");
+  if (offset < 0) throw new RpcError(400, "illegal offset");
+  const path = await root.resolve(filename);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY);
+  } catch (e) {
+    debug("device", `${method}: open failed`, { filename, error: errno(e) });
+    throw new RpcError(400, `failed to open file "${filename}"`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
+    const size = st.size;
+    if (offset > size) offset = size;
+    if (len < 0 || offset + len > size) len = size - offset;
+    return { fh, size, offset, len };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
 }
