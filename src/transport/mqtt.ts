@@ -173,36 +173,13 @@ export class MqttClientChannel extends BaseChannel {
 
   /** Connect to the broker and subscribe the reply topic (see the file header). */
   static async open(url: URL, options: ConnectOptions): Promise<MqttClientChannel> {
-    const p = parseMqttPort(url);
-    const ws = p.brokerUrl.startsWith("ws");
-    const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
-    const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
-    const timeoutMs = options.timeoutMs ?? 20_000;
-    const deadline = Date.now() + timeoutMs;
-    const opts: IClientOptions = {
-      clientId,
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 60,
-      ...(p.username !== undefined ? { username: p.username } : {}),
-      ...(p.password !== undefined ? { password: p.password } : {}),
-      ...tlsFor(p, tls, ws),
-    };
-    const client = await openMqtt(p.brokerUrl, opts, {
-      timeoutMs,
-      peer: p.peer,
-      tlsUsed: p.secure,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const { client, p, clientId, deadline } = await openOperatorClient(url, options);
     const channel = new MqttClientChannel(client, p, clientId);
     try {
-      debug("mqtt", "subscribe", { topic: channel.replyTopic, qos: 1 });
-      const left = Math.max(1, deadline - Date.now());
-      const granted = await withTimeout(client.subscribeAsync(channel.replyTopic, { qos: 1 }), left, `${p.peer}: no SUBACK within ${timeoutMs} ms of connecting`);
-      if (granted.some((g) => g.qos === 128)) throw new TransportError(`${p.peer}: the broker refused the subscription to ${channel.replyTopic} (not authorized?)`);
+      await subscribeOrFail(client, channel.replyTopic, 1, deadline, p.peer);
     } catch (e) {
       await channel.close();
-      throw e instanceof TransportError ? e : new TransportError(`${p.peer}: subscribing ${channel.replyTopic} failed: ${errorMessage(e)}`, { cause: e });
+      throw e;
     }
     debug("mqtt", "ready", { broker: p.peer, clientId, publishTo: channel.requestTopic, repliesOn: channel.replyTopic });
     return channel;
@@ -229,6 +206,49 @@ export class MqttClientChannel extends BaseChannel {
    */
   protected async closeLink(): Promise<void> {
     void endClient(this.client);
+  }
+}
+
+/**
+ * An operator's connection to the broker named by a port URL: client id from the options, else the CN of
+ * an operator certificate (the remos broker requires client id = CN), else `mos-<random>` as mos.
+ */
+export async function openOperatorClient(
+  url: URL,
+  options: ConnectOptions,
+): Promise<{ client: MqttClient; p: MqttPort; clientId: string; deadline: number }> {
+  const p = parseMqttPort(url);
+  const ws = p.brokerUrl.startsWith("ws");
+  const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
+  const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const deadline = Date.now() + timeoutMs;
+  const opts: IClientOptions = {
+    clientId,
+    protocolVersion: 4,
+    clean: true,
+    keepalive: 60,
+    ...(p.username !== undefined ? { username: p.username } : {}),
+    ...(p.password !== undefined ? { password: p.password } : {}),
+    ...tlsFor(p, tls, ws),
+  };
+  const client = await openMqtt(p.brokerUrl, opts, {
+    timeoutMs,
+    peer: p.peer,
+    tlsUsed: p.secure,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return { client, p, clientId, deadline };
+}
+
+/** Subscribe before `deadline`; a refused or unanswered SUBSCRIBE is a TransportError naming the topic. */
+export async function subscribeOrFail(client: MqttClient, topic: string, qos: 0 | 1, deadline: number, peer: string): Promise<void> {
+  debug("mqtt", "subscribe", { topic, qos });
+  try {
+    const granted = await withTimeout(client.subscribeAsync(topic, { qos }), Math.max(1, deadline - Date.now()), `${peer}: no SUBACK in time`);
+    if (granted.some((g) => g.qos === 128)) throw new TransportError(`${peer}: the broker refused the subscription to ${topic} (not authorized?)`);
+  } catch (e) {
+    throw e instanceof TransportError ? e : new TransportError(`${peer}: subscribing ${topic} failed: ${errorMessage(e)}`, { cause: e });
   }
 }
 
