@@ -86,7 +86,14 @@ describe("aws-iot-setup against an AWS IoT stand-in", { timeout: 60_000 }, () =>
     });
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    agent = await startDevice({ dir: join(root, "device"), httpListen: "off", log: false, loopbackName: false });
+    // As Mongoose OS firmware: no Crypto.GenerateCSR, so the key is made on the host and uploaded (§5.4)
+    agent = await startDevice({
+      dir: join(root, "device"),
+      httpListen: "off",
+      log: false,
+      loopbackName: false,
+      services: (s) => void s.removeHandler("Crypto.GenerateCSR"),
+    });
   });
 
   after(async () => {
