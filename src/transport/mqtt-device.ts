@@ -150,7 +150,15 @@ class MqttDeviceConnection extends BaseChannel {
     this.state = state;
     const tls = peerTls(client);
     if (tls) this.info.tls = tls;
-    client.on("message", (topic, payload) => this.onMessage(topic, payload));
+    client.on("message", (topic, payload) => {
+      // A message listener that throws would take the whole agent down with mqtt.js's stream: whatever
+      // arrives, the device drops it and keeps answering.
+      try {
+        this.onMessage(topic, payload);
+      } catch (e) {
+        debug("mqtt", "message dropped: it could not be handled", { topic, bytes: payload.length, error: errorMessage(e) });
+      }
+    });
     client.on("error", (e) => {
       this.linkError ??= e;
     });
@@ -186,7 +194,7 @@ class MqttDeviceConnection extends BaseChannel {
       const f = obj as Record<string, unknown>;
       if (method !== undefined) {
         f.method = method;
-        text = JSON.stringify(f);
+        text = JSON.stringify(f); // may throw on absurd nesting: caught by the listener, the message is dropped
       }
       if (typeof f.method === "string" && f.id !== undefined && f.id !== null) {
         if (typeof f.src !== "string" || f.src === "") {
@@ -194,7 +202,8 @@ class MqttDeviceConnection extends BaseChannel {
           return;
         }
         this.state.lastRequester = f.src;
-        if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
+        const id = typeof f.id === "number" || typeof f.id === "string" ? String(f.id) : undefined;
+        if (id !== undefined && isDuplicate(this.state, `${f.src}\u0000${id}`)) {
           debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
           return;
         }

@@ -1,0 +1,50 @@
+/**
+ * Hostile MQTT input never takes the device end down: a message nested so deeply that re-serialising it
+ * overflows the stack, as params on `<id>/rpc/<Method>` and as the id on `<id>/rpc`, is dropped, and the
+ * device keeps answering.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import mqtt, { type MqttClient } from "mqtt";
+import { RpcClient } from "../../src/rpc/client.js";
+import { RpcServer } from "../../src/rpc/server.js";
+import { type MqttDeviceLink, connect, startMqttDevice } from "../../src/transport/mqtt.js";
+import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
+
+const skip = mosquittoSkipReason();
+
+describe("MQTT device end under hostile input", { skip }, () => {
+  let broker: MosquittoBroker;
+  let device: MqttDeviceLink;
+  let raw: MqttClient;
+  let client: RpcClient;
+
+  before(async () => {
+    broker = await startMosquitto();
+    const server = new RpcServer({ localIds: ["hostile_dev"] });
+    device = await startMqttDevice({
+      server: `127.0.0.1:${broker.port}`,
+      clientId: "hostile_dev",
+      deviceId: "hostile_dev",
+      reconnect: { minMs: 100, maxMs: 1000 },
+      onChannel: (ch) => server.serve(ch),
+    });
+    raw = await mqtt.connectAsync(broker.url, { clientId: "hostile_raw", reconnectPeriod: 0 }, false);
+    client = new RpcClient(await connect(new URL(`mqtt://127.0.0.1:${broker.port}/hostile_dev`), { timeoutMs: 5000 }), { timeoutMs: 5000 });
+  });
+
+  after(async () => {
+    await client?.close();
+    await raw?.endAsync();
+    await device?.close();
+    await broker?.stop();
+  });
+
+  it("drops deeply nested params and ids, and keeps answering", async () => {
+    const deep = "[".repeat(120_000) + "]".repeat(120_000);
+    await raw.publishAsync("hostile_dev/rpc/RPC.Ping", `{"id":1,"src":"x","params":${deep}}`, { qos: 1 });
+    await raw.publishAsync("hostile_dev/rpc", `{"id":${deep},"src":"x","method":"RPC.Ping"}`, { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(await client.call("RPC.Ping"), { channel_info: "" });
+  });
+});
