@@ -111,6 +111,22 @@ function enforcePolicy(result: number, mask: number): void {
   }
 }
 
+/**
+ * The most a bundle may unpack to in memory (manifest, parts and the files of the fs part together).
+ * Entries are inflated only up to their declared size, and declared sizes are checked against this budget
+ * before anything is inflated: a small "zip bomb" is refused instead of exhausting the device's memory.
+ */
+export const MAX_UNPACKED_BYTES = 128 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = 1024 * 1024;
+
+class UnpackBudget {
+  private left = MAX_UNPACKED_BYTES;
+  take(e: ZipEntry, what: string): void {
+    if (e.size > this.left) refuse(`${what} unpacks to more than ${MAX_UNPACKED_BYTES} bytes`);
+    this.left -= e.size;
+  }
+}
+
 function findEntry(entries: ZipEntry[], src: string): ZipEntry | undefined {
   return entries.find((e) => e.name === src) ?? entries.find((e) => !e.isDirectory && basename(e.name) === basename(src));
 }
@@ -122,6 +138,8 @@ export async function verifyBundle(zip: Uint8Array, policy: SignaturePolicy): Pr
     const manifests = entries.filter((e) => basename(e.name) === MANIFEST_NAME && !e.isDirectory);
     if (manifests.length !== 1) refuse(manifests.length === 0 ? "bundle has no manifest.json" : "bundle has more than one manifest.json");
     const mEntry = manifests[0];
+    if (mEntry.size > MAX_MANIFEST_BYTES) refuse(`manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes`);
+    const budget = new UnpackBudget();
     const manifestBytes = extractEntry(zip, mEntry);
     let parsed: unknown;
     try {
@@ -142,13 +160,15 @@ export async function verifyBundle(zip: Uint8Array, policy: SignaturePolicy): Pr
       if (part.src === undefined) continue;
       const e = findEntry(entries, part.src);
       if (!e) refuse(`part ${name}: file ${part.src} is not in the bundle`);
+      if (e.size !== part.size) refuse(`part ${name}: size ${e.size} differs from the manifest's ${part.size}`);
+      budget.take(e, `part ${name}`);
       const data = extractEntry(zip, e);
       if (data.length !== part.size) refuse(`part ${name}: size ${data.length} differs from the manifest's ${part.size}`);
       if (sha256Hex(data) !== part.cs_sha256) refuse(`part ${name}: SHA-256 mismatch`);
       if (part.cs_sha1 !== undefined && sha1Hex(data) !== part.cs_sha1) refuse(`part ${name}: SHA-1 mismatch`);
       if (part.type === "fs") {
         if (files) refuse("bundle has more than one fs part");
-        files = unpackFs(data, part.src);
+        files = unpackFs(data, part.src, budget);
       }
     }
     if (!files) refuse(`bundle has no part of type "fs" (src ${FS_PART_SRC})`);
@@ -159,7 +179,7 @@ export async function verifyBundle(zip: Uint8Array, policy: SignaturePolicy): Pr
   }
 }
 
-function unpackFs(data: Uint8Array, src: string): Map<string, Uint8Array> {
+function unpackFs(data: Uint8Array, src: string, budget: UnpackBudget): Map<string, Uint8Array> {
   const files = new Map<string, Uint8Array>();
   let entries: ZipEntry[];
   try {
@@ -167,6 +187,7 @@ function unpackFs(data: Uint8Array, src: string): Map<string, Uint8Array> {
   } catch (e) {
     refuse(`fs part ${src}: ${errorMessage(e)}`);
   }
+  for (const e of entries) if (!e.isDirectory) budget.take(e, `fs part ${src}`);
   for (const e of entries) {
     if (e.isDirectory) continue;
     files.set(e.name, extractEntry(data, e));
