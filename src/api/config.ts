@@ -121,7 +121,8 @@ export class ConfigApi {
     if (save) params.save = true;
     if (reboot) params.reboot = true;
     if (opts.tryOnce) params.try_once = true;
-    if (opts.level !== undefined && opts.level !== -1) params.level = opts.level;
+    // as mos: level only when > 0 (firmware refuses level 0 with "not allowed"; -1 means the user layer)
+    if (opts.level !== undefined && opts.level > 0) params.level = opts.level;
     const callOpts = { timeout: opts.timeout, signal: opts.signal };
     const r = await withAttempts("Config.Set", attempts, opts.signal, () => this.core.call<{ saved?: unknown } | null>("Config.Set", params, callOpts));
     if (!save) return { saved: false, rebooting: false, usedSaveFallback: false };

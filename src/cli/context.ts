@@ -32,7 +32,7 @@ export class CliContext {
     let port = this.opts.port;
     if (!port || port === "auto") port = await autoPort();
     const p = port;
-    this.device = await this.step(`connect ${p}`, () => connect(p, deviceOptions(this.opts)));
+    this.device = await this.step(`connect ${redactPort(p)}`, () => connect(p, deviceOptions(this.opts)));
     return this.device;
   }
 
@@ -78,4 +78,9 @@ async function autoPort(): Promise<string> {
   const ports = await listSerialPorts();
   if (ports.length === 0) throw new UsageError("no serial port found: give --port (e.g. --port /dev/ttyUSB0 or --port http://IP/rpc)");
   return ports[0].path;
+}
+
+/** A port for messages: `mqtt://user:secret@host/dev` → `mqtt://user:***@host/dev`. */
+export function redactPort(port: string): string {
+  return port.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@:]*):([^/@]*)@/i, "$1$2:***@");
 }

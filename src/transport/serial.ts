@@ -117,7 +117,8 @@ function portLink(port: SerialPort, path: string): ByteLink {
   return link;
 }
 
-function portPath(url: URL): string {
+/** The device path of a serial port URL (`serial:///dev/x`, `serial://COM3`). */
+export function portPath(url: URL): string {
   const raw = decodeURIComponent((url.host ? "/" + url.host : "") + url.pathname);
   if (/^\/COM\d+$/i.test(raw)) return raw.slice(1).toUpperCase();
   if (!raw || raw === "/") throw new UsageError(`no device path in port "${url.href}" (e.g. serial:///dev/ttyUSB0)`);

@@ -75,6 +75,17 @@ describe("config", () => {
     assert.deepEqual(seen, [{ config: { debug: { level: 1 } }, level: 5 }]);
   });
 
+  it("level 0, -1 and unset are left out of Config.Set, as mos does (firmware refuses level 0)", async () => {
+    const f = fake();
+    const seen: unknown[] = [];
+    f.server.addHandler("Config.Set", (p) => {
+      seen.push(p);
+      return { saved: false };
+    });
+    for (const level of [0, -1, undefined]) await f.device.config.set({ debug: { level: 1 } }, { save: false, level });
+    assert.deepEqual(seen, Array(3).fill({ config: { debug: { level: 1 } } }));
+  });
+
   it("get passes key and level", async () => {
     const f = fake();
     assert.equal(await f.device.config.get("device.id"), "fake_1");

@@ -45,8 +45,8 @@ export function register(program: Command, ctx: CliContext): void {
         return;
       }
       if (scheme === "serial") {
-        const { openRawSerial } = await import("../../transport/serial.js");
-        const path = decodeURIComponent(url.pathname);
+        const { openRawSerial, portPath } = await import("../../transport/serial.js");
+        const path = portPath(url);
         const serial = await ctx.step(`console ${path}`, () => openRawSerial(path, { baudRate: ctx.opts.baudRate }));
         serial.on("data", (d: Buffer) => process.stdout.write(d));
         const ended = new Promise<void>((resolve) => {

@@ -79,9 +79,17 @@ export class ConfigStore {
       await writeFileAtomic(conf0, JSON.stringify(defaultConfig(options.arch), null, 2) + "\n");
     }
     try {
-      await rename(join(options.fsRoot, "conf.json"), join(options.fsRoot, "conf9.json")).catch((e: unknown) => {
-        if (!isMissing(e)) throw e;
-      });
+      // Legacy conf.json becomes the user layer, but never over an existing conf9.json (user settings).
+      const conf9 = join(options.fsRoot, "conf9.json");
+      const hasConf9 = await readFile(conf9).then(
+        () => true,
+        (e: unknown) => (isMissing(e) ? false : Promise.reject(e)),
+      );
+      if (!hasConf9) {
+        await rename(join(options.fsRoot, "conf.json"), conf9).catch((e: unknown) => {
+          if (!isMissing(e)) throw e;
+        });
+      }
     } catch (e) {
       debug("device", "legacy conf.json could not be renamed", { error: (e as Error).message });
     }

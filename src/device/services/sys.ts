@@ -6,7 +6,8 @@
  * Figures: `ram_size` is the V8 heap limit of the agent's process, `ram_free` what is left of it,
  * `ram_min_free` the lowest `ram_free` seen since boot; `fs_size`/`fs_free` come from statfs of the state
  * directory; `uptime` counts from the agent's current (in-process) boot.
- * Decisions: `Sys.Reboot {abort:true}` reboots at once (there is no core dump to make);
+ * Decisions: `Sys.Reboot {abort:true}` reboots after at most 100 ms (there is no core dump to make; the
+ * reply still gets out first);
  * `Sys.SetDebug {udp_log_addr}` → 501 (UDP logging is not built in), `level` outside -1..4 → 400
  * "invalid level", `file_level` is accepted and reported in the console.
  */
@@ -100,7 +101,7 @@ export function registerSysService(server: RpcServer, deps: SysServiceDeps, ram:
     const p = asParams(params);
     const delay = typeof p.delay_ms === "number" ? Math.trunc(p.delay_ms) : 100;
     if (delay < 0) throw new RpcError(400, "invalid delay value");
-    deps.reboot(p.abort === true ? 0 : delay);
+    deps.reboot(p.abort === true ? Math.min(delay, 100) : delay);
     return null;
   }, { argsFmt: "{delay_ms: %d, abort: %B}", description: "Reboot the device (in-process) after delay_ms (default 100)" });
 
