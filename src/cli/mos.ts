@@ -7,7 +7,7 @@ import { Command, CommanderError } from "commander";
 import { COMMANDS } from "./commands/index.js";
 import { CliContext } from "./context.js";
 import { EXIT, reportError } from "./exit.js";
-import { addGlobalOptions } from "./options.js";
+import { addGlobalOptions, normaliseGoBooleans } from "./options.js";
 
 const VALUE_FLAGS = new Set([
   "--port", "--baud-rate", "--timeout", "--cert-file", "--key-file", "--ca-cert-file", "--rpc-creds",
@@ -66,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+main(normaliseGoBooleans(process.argv.slice(2))).then(
   (code) => {
     process.exitCode = code;
   },

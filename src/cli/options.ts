@@ -26,6 +26,9 @@ export interface GlobalOptions {
   verbose?: boolean;
   json?: boolean;
   rpcUartNoDelay?: boolean;
+  hwFlowControl?: boolean;
+  setControlLines: boolean;
+  invertedControlLines?: boolean;
   mgrpcCompatArgs?: boolean;
 }
 
@@ -77,9 +80,30 @@ export function addGlobalOptions(program: Command): void {
     .addOption(envOption("--no-save", "config-set: apply without saving"))
     .addOption(envOption("--try-once", "config-set: save as conf9.json.try (used for one boot)"))
     .addOption(envOption("--rpc-uart-no-delay", "serial: no 16-byte/5 ms write pacing"))
+    .addOption(envOption("--hw-flow-control", "serial: RTS/CTS hardware flow control (no write pacing)"))
+    .addOption(envOption("--no-set-control-lines", "serial: leave DTR and RTS as they are (mos --set-control-lines=false)"))
+    .addOption(envOption("--inverted-control-lines", "serial: drive DTR and RTS high instead of low"))
     .addOption(envOption("--mgrpc-compat-args", "send the deprecated args field instead of params"))
     .addOption(envOption("--json", "machine-readable JSON output"))
     .addOption(envOption("-v, --verbose", "trace every frame (and MQTT topics); stack traces on errors"));
+}
+
+/**
+ * Go's flag syntax for booleans that default to true, as mos documents them: `--set-control-lines=false`
+ * becomes `--no-set-control-lines`, `--set-control-lines[=true]` the default.
+ */
+export function normaliseGoBooleans(argv: string[]): string[] {
+  return argv.flatMap((a) => {
+    const m = /^--set-control-lines(?:=(true|false|1|0))?$/i.exec(a);
+    if (!m) return [a];
+    return /^(false|0)$/i.test(m[1] ?? "") ? ["--no-set-control-lines"] : [];
+  });
+}
+
+/** DTR/RTS handling of the serial flags: low by default, high when inverted, untouched when not set. */
+export function serialControlLines(o: Pick<GlobalOptions, "setControlLines" | "invertedControlLines">): "low" | "high" | "untouched" {
+  if (o.setControlLines === false) return "untouched";
+  return o.invertedControlLines ? "high" : "low";
 }
 
 /** Read `--rpc-creds user:pass` or `@file`. */
@@ -106,6 +130,8 @@ export function deviceOptions(o: GlobalOptions): DeviceOptions {
     credentials: parseCreds(o.rpcCreds),
     compatArgs: o.mgrpcCompatArgs,
     noPacing: o.rpcUartNoDelay,
+    hwFlowControl: o.hwFlowControl,
+    controlLines: serialControlLines(o),
   };
   if (o.certFile || o.keyFile || o.caCertFile || o.insecure) {
     d.tls = { certFile: o.certFile, keyFile: o.keyFile, caFile: o.caCertFile, insecure: o.insecure };

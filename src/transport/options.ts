@@ -34,6 +34,14 @@ export interface ConnectOptions {
   baudRate?: number;
   /** Serial: skip mos's 16-byte/5 ms write pacing (`--rpc-uart-no-delay`). */
   noPacing?: boolean;
+  /** Serial: RTS/CTS hardware flow control (mos `--hw-flow-control`); pacing is then off, as in mos. */
+  hwFlowControl?: boolean;
+  /**
+   * Serial: what to do with DTR and RTS after opening (mos `--set-control-lines`, default true, and
+   * `--inverted-control-lines`): "low" (default: keeps ESP auto-reset circuits from resetting the board),
+   * "high" (inverted boards), or "untouched".
+   */
+  controlLines?: "low" | "high" | "untouched";
   /** Serial: bytes outside frames (the device console). */
   onConsole?: (data: Buffer) => void;
   /** MQTT: client id (default `mos-<random>`). */

@@ -57,21 +57,31 @@ function deviceEnd(channel: SerialDeviceChannel): SerialDeviceEnd {
   return { channel, writeConsole: (text) => channel.writeConsole(text), close: () => channel.close() };
 }
 
-/** Open a serial port the way mos does: 8N1, DTR and RTS driven low, pending input flushed. */
-async function openPort(path: string, baudRate: number): Promise<SerialPort> {
+interface PortOptions {
+  hwFlowControl?: boolean;
+  controlLines?: "low" | "high" | "untouched";
+}
+
+/** Open a serial port the way mos does: 8N1, DTR and RTS driven low (unless told otherwise), input flushed. */
+async function openPort(path: string, baudRate: number, o: PortOptions = {}): Promise<SerialPort> {
   if (!Number.isInteger(baudRate) || baudRate <= 0) throw new UsageError(`invalid baud rate ${baudRate}`);
   const { SerialPort } = await import("serialport");
-  const port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, autoOpen: false });
+  const port = new SerialPort({ path, baudRate, dataBits: 8, parity: "none", stopBits: 1, rtscts: o.hwFlowControl === true, autoOpen: false });
   await new Promise<void>((resolve, reject) =>
     port.open((e) => (e ? reject(new TransportError(`cannot open serial port ${path}: ${e.message.replace(/^Error: /, "")}`, { cause: e })) : resolve())),
   );
-  // Low DTR/RTS keep ESP auto-reset circuits from resetting the board. A pty has no control lines.
-  await new Promise<void>((resolve) =>
-    port.set({ dtr: false, rts: false }, (e) => {
-      if (e) debug("serial", "could not drive DTR/RTS low (not a UART?)", { path, error: e.message });
-      resolve();
-    }),
-  );
+  // Low DTR/RTS keep ESP auto-reset circuits from resetting the board (high on inverted boards). A pty
+  // has no control lines. With RTS/CTS flow control the driver owns RTS, so only DTR is set.
+  const lines = o.controlLines ?? "low";
+  if (lines !== "untouched") {
+    const level = lines === "high";
+    await new Promise<void>((resolve) =>
+      port.set(o.hwFlowControl ? { dtr: level } : { dtr: level, rts: level }, (e) => {
+        if (e) debug("serial", `could not drive DTR/RTS ${lines} (not a UART?)`, { path, error: e.message });
+        resolve();
+      }),
+    );
+  }
   await new Promise<void>((resolve) => port.flush(() => resolve()));
   return port;
 }
@@ -129,7 +139,7 @@ export function portPath(url: URL): string {
 async function openClientOn(link: ByteLink, path: string, options: ConnectOptions): Promise<SerialClientChannel> {
   const baudRate = options.baudRate ?? DEFAULT_BAUD_RATE;
   const channel = new SerialClientChannel(link, path, {
-    pacing: !options.noPacing && baudRate === DEFAULT_BAUD_RATE,
+    pacing: !options.noPacing && !options.hwFlowControl && baudRate === DEFAULT_BAUD_RATE,
     onConsole: options.onConsole,
   });
   try {
@@ -145,7 +155,7 @@ async function openClientOn(link: ByteLink, path: string, options: ConnectOption
 export async function connect(url: URL, options: ConnectOptions): Promise<Channel> {
   const path = portPath(url);
   if (options.signal?.aborted) throw new AbortedError(`connect to ${path} aborted`);
-  const port = await openPort(path, options.baudRate ?? DEFAULT_BAUD_RATE);
+  const port = await openPort(path, options.baudRate ?? DEFAULT_BAUD_RATE, options);
   return openClientOn(portLink(port, path), path, options);
 }
 
@@ -160,8 +170,8 @@ export async function serveSerial(opts: { path: string; baudRate?: number; maxFr
  * read the device's bytes, write keystrokes, `destroy()` to close. If the port goes away the stream
  * emits 'error' (a TransportError) and 'close': listen for 'error'.
  */
-export async function openRawSerial(path: string, opts: { baudRate?: number } = {}): Promise<Duplex> {
-  const port = await openPort(path, opts.baudRate ?? DEFAULT_BAUD_RATE);
+export async function openRawSerial(path: string, opts: { baudRate?: number } & PortOptions = {}): Promise<Duplex> {
+  const port = await openPort(path, opts.baudRate ?? DEFAULT_BAUD_RATE, opts);
   if (process.platform !== "win32") {
     // As in portLink: a vanished device node ends the stream (with an 'error', then 'close').
     const presence = setInterval(() => {

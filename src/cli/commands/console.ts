@@ -9,7 +9,7 @@ import type { Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { parsePort } from "../../transport/url.js";
 import type { CliContext } from "../context.js";
-import { deviceOptions } from "../options.js";
+import { deviceOptions, serialControlLines } from "../options.js";
 
 function untilInterrupted(close: () => Promise<void>, ended: Promise<void>): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -47,7 +47,7 @@ export function register(program: Command, ctx: CliContext): void {
       if (scheme === "serial") {
         const { openRawSerial, portPath } = await import("../../transport/serial.js");
         const path = portPath(url);
-        const serial = await ctx.step(`console ${path}`, () => openRawSerial(path, { baudRate: ctx.opts.baudRate }));
+        const serial = await ctx.step(`console ${path}`, () => openRawSerial(path, { baudRate: ctx.opts.baudRate, hwFlowControl: ctx.opts.hwFlowControl, controlLines: serialControlLines(ctx.opts) }));
         serial.on("data", (d: Buffer) => process.stdout.write(d));
         const ended = new Promise<void>((resolve) => {
           serial.once("close", () => resolve());
