@@ -4,6 +4,7 @@
  * JSON body, SigV4 Authorization header) and answers like AWS; the device is a remos agent over loopback.
  */
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { type IncomingMessage, type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -142,6 +143,9 @@ describe("aws-iot-setup against an AWS IoT stand-in", { timeout: 60_000 }, () =>
     assert.equal(m.enable, true);
     const onDevice = readFileSync(join(agent.fsRoot, `aws-${short}.crt.pem`), "utf8");
     assert.match(onDevice, /^-----BEGIN CERTIFICATE-----/);
+    // the device had no ca.pem: it got Amazon Root CA 1, which signs AWS IoT's ATS endpoints
+    const ca = new X509Certificate(readFileSync(join(agent.fsRoot, "ca.pem"), "utf8"));
+    assert.match(ca.subject, /CN=Amazon Root CA 1/);
   });
 
   it("creates the least-privilege policy with AWS IoT policy variables", async () => {

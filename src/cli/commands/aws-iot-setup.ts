@@ -7,7 +7,6 @@
  *   --aws-mqtt-server HOST:PORT  --aws-endpoint URL (control-plane override, e.g. a VPC endpoint)
  */
 import type { Command } from "commander";
-import { UsageError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 
 interface Flags {
@@ -43,8 +42,7 @@ export function register(program: Command, ctx: CliContext): void {
       const { awsIotSetup } = await import("../../cloud/provision/aws-iot-setup.js");
       const { parseKeyType } = await import("../../pki/x509.js");
       if (f.awsProfile) process.env.AWS_PROFILE = f.awsProfile;
-      const region = f.awsRegion ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-      if (!region) throw new UsageError("no AWS region: give --aws-region (or set AWS_REGION)");
+      const region = f.awsRegion ?? process.env.AWS_DEFAULT_REGION; // else the SDK's chain (AWS_REGION, profile)
       const device = await ctx.connect();
       const r = await awsIotSetup(device, {
         region,

@@ -23,6 +23,7 @@ import {
 } from "@aws-sdk/client-iot";
 import { X509Certificate, createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { rootCertificates } from "node:tls";
 import { join } from "node:path";
 import type { Device } from "../../api/device.js";
 import { writeFileAtomic } from "../../device/atomic.js";
@@ -33,7 +34,8 @@ import { DEFAULT_POLICY_NAME, LEAST_PRIVILEGE_POLICY_NAME, arnPrefix, leastPrivi
 import { type StepLogger, obtainCsr, readDevice, setConfigAndReboot, short, uploadFile } from "./common.js";
 
 export interface AwsIotSetupOptions {
-  region: string;
+  /** AWS region; default: the SDK chain (AWS_REGION, then the profile's region). */
+  region?: string;
   /** Policy name (default mos-default; `-` = attach none). */
   policy?: string;
   /** Use the least-privilege template (policy name default remos-thing-least-privilege). */
@@ -89,11 +91,17 @@ async function listAllPolicies(iot: IoTClient): Promise<string[]> {
 export async function awsIotSetup(device: Device, o: AwsIotSetupOptions): Promise<AwsIotSetupResult> {
   const log = o.log ?? (() => undefined);
   const timeoutMs = o.timeoutMs ?? 20_000;
-  if (!o.region) throw new UsageError("an AWS region is needed: --aws-region (or AWS_REGION)");
   if (Boolean(o.awsCertFile) !== Boolean(o.awsKeyFile)) throw new UsageError("--aws-cert-file and --aws-key-file go together");
   const policyName = o.policy ?? (o.leastPrivilege ? LEAST_PRIVILEGE_POLICY_NAME : DEFAULT_POLICY_NAME);
   if (policyName === "") throw new UsageError("--aws-iot-policy is empty: give a policy name, or - for none");
-  const iot = new IoTClient({ region: o.region, ...o.client });
+  // No --aws-region: the SDK's chain (AWS_REGION, then the profile's region in ~/.aws/config), as mos.
+  const iot = new IoTClient({ ...(o.region ? { region: o.region } : {}), ...o.client });
+  let region: string;
+  try {
+    region = o.region ?? (await iot.config.region());
+  } catch {
+    throw new UsageError("no AWS region: give --aws-region, set AWS_REGION, or configure one for the profile (aws configure)");
+  }
 
   log("reading the device (Sys.GetInfo, Config.Get)");
   const facts = await readDevice(device, timeoutMs);
@@ -132,7 +140,7 @@ export async function awsIotSetup(device: Device, o: AwsIotSetupOptions): Promis
     if (policyName === DEFAULT_POLICY_NAME || o.leastPrivilege) {
       const existing = await listAllPolicies(iot);
       if (!existing.includes(policyName)) {
-        const doc = o.leastPrivilege ? leastPrivilegePolicy(arnPrefix(certificateArn, o.region)) : permissivePolicy();
+        const doc = o.leastPrivilege ? leastPrivilegePolicy(arnPrefix(certificateArn, region)) : permissivePolicy();
         log(`creating policy ${policyName}${o.leastPrivilege ? " (least privilege: own client id and topics only)" : ""}`);
         await aws("CreatePolicy", iot.send(new CreatePolicyCommand({ policyName, policyDocument: doc })));
       }
@@ -169,6 +177,18 @@ export async function awsIotSetup(device: Device, o: AwsIotSetupOptions): Promis
     if (!ep.endpointAddress) throw new TransportError("AWS IoT DescribeEndpoint returned no address");
     mqttServer = `${ep.endpointAddress}:8883`;
   }
+  // Mongoose OS firmware ships ca.pem (with the Amazon roots); a device without one gets Amazon Root CA 1,
+  // or its MQTT client could not verify AWS IoT's ATS endpoint after the reboot.
+  const names = await device.fs.list("/", { timeout: timeoutMs }).catch(() => [] as string[]);
+  if (!names.includes("ca.pem")) {
+    const amazonRoot = amazonRootCa1();
+    if (amazonRoot) {
+      log("the device has no ca.pem: uploading Amazon Root CA 1 (FS.Put)");
+      await uploadFile(device, "ca.pem", amazonRoot, timeoutMs);
+    } else {
+      log("warning: the device has no ca.pem and this Node has no Amazon Root CA 1 to upload");
+    }
+  }
   const values: Record<string, string> = {
     "mqtt.ssl_cert": certName,
     "mqtt.ssl_key": keyName,
@@ -182,4 +202,15 @@ export async function awsIotSetup(device: Device, o: AwsIotSetupOptions): Promis
   log(`setting ${Object.keys(values).join(", ")} (Config.Set, save${o.reboot === false ? "" : " + reboot"})`);
   await setConfigAndReboot(device, values, timeoutMs, o.reboot !== false);
   return { cn, certificateArn, certificateId, thing, policy: policyName === "-" ? undefined : policyName, mqttServer, certFile, keyFile };
+}
+
+/** Amazon Root CA 1 (the root of AWS IoT's ATS endpoints), from Node's bundled root store. */
+export function amazonRootCa1(): string | undefined {
+  return rootCertificates.find((pem) => {
+    try {
+      return /CN=Amazon Root CA 1(\n|$)/.test(new X509Certificate(pem).subject);
+    } catch {
+      return false;
+    }
+  });
 }
