@@ -237,6 +237,13 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
   const t = await resolveTuning(core, filename, o);
   const callOpts = { timeout: t.timeout, signal: o.signal };
   let start = sink.start;
+  if (start > 0 && !t.fsSha256) {
+    // Without a device checksum nothing could prove that the local part still matches the device's file
+    // (it may have changed since): start over rather than risk a silent mix of old and new bytes.
+    debug("transfer", "get: the device has no FS.Sha256; not resuming", { filename, from: start });
+    await sink.restart();
+    start = 0;
+  }
   let first: GetChunkResult;
   try {
     first = await withAttempts(`chunk at offset ${start}`, t.attempts, o.signal, () => getChunk(core, filename, start, t.chunkSize, callOpts));

@@ -292,6 +292,22 @@ describe("put/get on real firmware (no FS.Sha256)", () => {
     assert.ok(f.files.get("q.bin")?.equals(data));
   });
 
+  it("a download from a device without a checksum starts over instead of resuming a .part", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "remos-get-"));
+    try {
+      const f = fake({ sha256: false });
+      const data = randomBytes(5000);
+      f.files.set("g.bin", data);
+      const out = join(dir, "g.bin");
+      writeFileSync(out + ".part", randomBytes(2000)); // stale bytes from an older version of the file
+      const r = await f.device.fs.download("g.bin", out);
+      assert.equal(r.resumedFrom, 0);
+      assert.ok(readFileSync(out).equals(data));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reports a missing file as the device's error", async () => {
     const f = fake();
     await assert.rejects(f.device.fs.get("nope.txt"), /device error 400: failed to open file "nope.txt"/);
