@@ -86,7 +86,7 @@ export function tlsClientOptions(t: MqttTls, host: string): Record<string, unkno
   return o;
 }
 
-const CA_HINT = "; pass the broker's CA with --ca-cert-file";
+const CA_HINT = "; pass the broker's CA with --ca-cert-file (or, knowing the risk, --insecure)";
 const VERIFY_CAUSES: Record<string, string> = {
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: "the server certificate is signed by an unknown CA" + CA_HINT,
   UNABLE_TO_GET_ISSUER_CERT: "the server certificate is signed by an unknown CA" + CA_HINT,

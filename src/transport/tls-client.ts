@@ -60,7 +60,7 @@ export function tlsFailureCause(e: unknown): string | undefined {
   const err = e as { code?: unknown; message?: unknown; reason?: unknown };
   const code = typeof err?.code === "string" ? err.code : "";
   const message = typeof err?.message === "string" ? err.message : "";
-  if (UNTRUSTED.has(code)) return `server certificate is not trusted (unknown CA): ${code}`;
+  if (UNTRUSTED.has(code)) return `server certificate is not trusted (unknown CA): ${code}; pass its CA with --ca-cert-file (or, knowing the risk, --insecure)`;
   if (code === "CERT_HAS_EXPIRED") return "server certificate has expired (certificate has expired)";
   if (code === "CERT_NOT_YET_VALID") return "server certificate is not yet valid";
   if (code === "CERT_REVOKED") return "server certificate has been revoked";
