@@ -3,7 +3,7 @@
  * JSON (`null` when there is none), as mos does.
  */
 import type { Command } from "commander";
-import { UsageError } from "../../errors.js";
+import { RemosError, UsageError } from "../../errors.js";
 import type { CliContext } from "../context.js";
 
 export function register(program: Command, ctx: CliContext): void {
@@ -25,8 +25,10 @@ export function register(program: Command, ctx: CliContext): void {
       try {
         const result = await device.call(method, params, { timeout: ctx.opts.timeout });
         ctx.printJson(result);
+        // as mos: give a rebooting device a moment before the link is closed under it
+        if (/^sys\.reboot$/i.test(method)) await new Promise((r) => setTimeout(r, 200));
       } catch (e) {
-        throw e instanceof Error && "inStep" in e ? (e as import("../../errors.js").RemosError).inStep(`call ${method}`) : e;
+        throw e instanceof RemosError ? e.inStep(`call ${method}`) : e;
       }
     });
 }
