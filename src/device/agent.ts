@@ -40,6 +40,7 @@ import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
 import { registerFsService } from "./services/fs.js";
 import { type SysInfoSource, RamTracker, registerSysService } from "./services/sys.js";
+import { Slots } from "../rpc/slots.js";
 
 export interface DeviceAgentOptions {
   /** The state directory (created if missing). */
@@ -99,7 +100,8 @@ class Agent implements DeviceAgent {
   private manifest!: FirmwareManifest;
   private bootTime = Date.now();
   private readonly ram = new RamTracker();
-  private readonly channels = new Set<Channel>();
+  /** Channels being served, closed at reboot (Slots: each HTTP request is one, so no Set churn). */
+  private readonly channels = new Slots<Channel>();
   private readonly bootListeners = new Set<() => void>();
   private links: Links | undefined;
   private watchdog: CommitWatchdog | undefined;
@@ -302,8 +304,12 @@ class Agent implements DeviceAgent {
       void ch.close();
       return;
     }
-    this.channels.add(ch);
-    ch.onClose(() => this.channels.delete(ch));
+    const slot = this.channels.add(ch);
+    let removed = false;
+    ch.onClose(() => {
+      if (!removed) this.channels.remove(slot);
+      removed = true;
+    });
     this.server.serve(ch);
   }
 
@@ -364,7 +370,7 @@ class Agent implements DeviceAgent {
     this.stopLoopbackName = undefined;
     const links = this.links;
     this.links = undefined;
-    await Promise.all([...this.channels].map((c) => c.close().catch(() => undefined)));
+    await Promise.all(this.channels.values().map((c) => c.close().catch(() => undefined)));
     this.channels.clear();
     this.server.stopAll();
     await links?.close();

@@ -60,7 +60,13 @@ interface Pending {
 export class RpcClient {
   readonly channel: Channel;
   private readonly options: RpcClientOptions;
-  private readonly pending = new Map<string, Pending>();
+  /**
+   * Calls waiting for an answer, by normalised id. A null-prototype object, not a Map: a long-lived Map
+   * with an add and a delete per call reallocates its table over and over, and V8 promotes the tables and
+   * their entries (a mark-compact every ~0.5 s at 64 calls in flight).
+   */
+  private pending: Record<string, Pending> = Object.create(null) as Record<string, Pending>;
+  private pendingCount = 0;
   private readonly notificationListeners = new Set<(n: Notification) => void>();
   private readonly offFrame: () => void;
   private readonly offClose: () => void;
@@ -76,7 +82,7 @@ export class RpcClient {
 
   /** Number of calls waiting for an answer. */
   get inFlight(): number {
-    return this.pending.size;
+    return this.pendingCount;
   }
 
   /**
@@ -116,7 +122,8 @@ export class RpcClient {
           options.signal?.removeEventListener("abort", onAbort);
         },
       };
-      this.pending.set(key, p);
+      this.pending[key] = p;
+      this.pendingCount++;
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           this.settle(key)?.reject(new TimeoutError(`${method}: no answer within ${timeoutMs} ms`, timeoutMs));
@@ -158,15 +165,16 @@ export class RpcClient {
   }
 
   private settle(key: string): Pending | undefined {
-    const p = this.pending.get(key);
+    const p = this.pending[key];
     if (!p) return undefined;
-    this.pending.delete(key);
+    delete this.pending[key];
+    if (--this.pendingCount === 0) this.pending = Object.create(null) as Record<string, Pending>;
     p.cleanup();
     return p;
   }
 
   private failAll(e: RemosError): void {
-    for (const key of [...this.pending.keys()]) this.settle(key)?.reject(e);
+    for (const key of Object.keys(this.pending)) this.settle(key)?.reject(e);
   }
 
   private onFrame({ frame }: DecodedFrame): void {
@@ -179,7 +187,7 @@ export class RpcClient {
       return;
     }
     const key = normaliseId(frame.id);
-    const p = this.pending.get(key);
+    const p = this.pending[key];
     if (!p) {
       debug("rpc", "response with unknown id dropped", { id: frame.id });
       return;

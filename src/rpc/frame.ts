@@ -63,6 +63,8 @@ export function normaliseId(id: FrameId): string {
  * else as a string. `rawToken` is the id's text in the request when it was a number (precision-safe).
  */
 export function echoId(id: FrameId, rawToken?: string): FrameId {
+  // the common case (mos ids are integers in [2^40, 2^41)): already the number it echoes as
+  if (typeof id === "number" && rawToken === undefined && Number.isSafeInteger(id) && id >= 0) return id;
   const text = typeof id === "string" ? id : (rawToken ?? String(id));
   if (/^[0-9]+$/.test(text)) {
     const n = Number(text);

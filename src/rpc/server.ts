@@ -15,6 +15,7 @@ import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "./channel.js";
 import { echoId, type DecodedFrame, type Frame } from "./frame.js";
 import { globMatch } from "./glob.js";
+import { Slots } from "./slots.js";
 import { type JsonSchema, paramsForValidation, validateSchema } from "./schema.js";
 
 export type { JsonSchema };
@@ -90,7 +91,15 @@ export interface DescribeResult {
 export class RpcServer {
   private readonly registrations: Registration[] = [];
   private readonly preHandlers: PreHandler[] = [];
-  private readonly served = new Map<Channel, () => void>();
+  /** Stop functions of the channels being served (Slots: an HTTP request is a channel, so no Map churn). */
+  private readonly served = new Slots<() => void>();
+  /** Marks a channel this server serves (its stop function), so serve() twice returns the same one. */
+  private readonly servedMark = Symbol("served");
+  /**
+   * Method name → its registration (null: none), so a call does not glob-match the whole table (~60
+   * patterns on the agent, 1 µs per call); cleared by every add/remove and bounded against junk names.
+   */
+  private readonly resolved = new Map<string, Registration | null>();
   localIds: string[];
 
   constructor(options: RpcServerOptions = {}) {
@@ -101,6 +110,7 @@ export class RpcServer {
   /** Register a handler for a method name or glob pattern. Later registrations take precedence. */
   addHandler<P = unknown, R = unknown>(pattern: string, handler: Handler<P, R>, options: HandlerOptions = {}): this {
     this.registrations.unshift({ ...options, pattern, handler: handler as Handler });
+    this.resolved.clear();
     return this;
   }
 
@@ -108,6 +118,7 @@ export class RpcServer {
     const i = this.registrations.findIndex((r) => r.pattern === pattern);
     if (i < 0) return false;
     this.registrations.splice(i, 1);
+    this.resolved.clear();
     return true;
   }
 
@@ -122,7 +133,12 @@ export class RpcServer {
   }
 
   private find(method: string): Registration | undefined {
-    return this.registrations.find((r) => r.pattern === method || globMatch(r.pattern, method));
+    const known = this.resolved.get(method);
+    if (known !== undefined) return known ?? undefined;
+    const r = this.registrations.find((x) => x.pattern === method || globMatch(x.pattern, method));
+    if (this.resolved.size >= RESOLVED_CACHE_LIMIT) this.resolved.clear();
+    this.resolved.set(method, r ?? null);
+    return r;
   }
 
   describe(name: string): DescribeResult | undefined {
@@ -164,7 +180,8 @@ export class RpcServer {
 
   /** Serve requests arriving on a channel until it closes. Returns a function that stops serving it. */
   serve(channel: Channel): () => void {
-    const existing = this.served.get(channel);
+    const marked = channel as Channel & Record<symbol, (() => void) | undefined>;
+    const existing = marked[this.servedMark];
     if (existing) return existing;
     // The AbortController is made only when a handler reads ctx.signal: one per HTTP request otherwise,
     // and aborting one builds a DOMException (12% of the device's CPU per HTTP call when eager).
@@ -173,21 +190,26 @@ export class RpcServer {
     const offFrame = channel.onFrame((received) => {
       void this.dispatch(received, channel, signal);
     });
+    let stopped = false;
     const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
       offFrame();
       offClose();
       abort?.abort();
-      this.served.delete(channel);
+      this.served.remove(slot);
+      marked[this.servedMark] = undefined;
     };
     const offClose = channel.onClose(() => stop());
-    this.served.set(channel, stop);
+    const slot = this.served.add(stop);
+    marked[this.servedMark] = stop;
     if (channel.closed) stop();
     return stop;
   }
 
   /** Stop serving every channel (their handlers see their signal abort). */
   stopAll(): void {
-    for (const stop of [...this.served.values()]) stop();
+    for (const stop of this.served.values()) stop();
   }
 
   /**
@@ -219,14 +241,19 @@ export class RpcServer {
     let result: unknown;
     let error: { code: number; message?: string } | undefined;
     try {
-      for (const pre of this.preHandlers) await pre(ctx);
+      // Synchronous pre-handlers and handlers are not awaited: each await is a microtask turn per call.
+      for (const pre of this.preHandlers) {
+        const p: unknown = pre(ctx);
+        if (isThenable(p)) await p;
+      }
       const reg = this.find(req.method);
       if (!reg) throw new RpcError(404, `No handler for ${req.method}`);
       if (reg.argsSchema && reg.validateArgs !== false) {
         const problem = validateSchema(reg.argsSchema, paramsForValidation(reg.argsSchema, req.params));
         if (problem) throw new RpcError(400, problem);
       }
-      result = await reg.handler(req.params, ctx);
+      result = reg.handler(req.params, ctx);
+      if (isThenable(result)) result = await result;
       if (result instanceof StatusReply) {
         error = result.message === undefined ? { code: result.code } : { code: result.code, message: result.message };
       }
@@ -259,6 +286,13 @@ export class RpcServer {
       }
     }
   }
+}
+
+/** Distinct method names remembered by RpcServer.find before the memo is cleared. */
+const RESOLVED_CACHE_LIMIT = 512;
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === "object" && v !== null && typeof (v as { then?: unknown }).then === "function";
 }
 
 /** RPC.Ping's channel_info: `UART<n>` on serial, `ip:port` on HTTP/WS, `""` on MQTT. */

@@ -27,7 +27,7 @@ import { TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "../rpc/channel.js";
 import type { HttpDigestAuthority } from "../rpc/digest.js";
-import { type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
 import { HttpRequestChannel, errorBody, queryArgs, readBody, reply } from "./http-exchange.js";
 import { formatPeer, tlsPeerInfo } from "./tls-client.js";
 import { attachWsDevice } from "./ws-device.js";
@@ -121,7 +121,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     req: http.IncomingMessage,
     res: http.ServerResponse,
     info: ChannelInfo,
-    text: string,
+    request: string | DecodedFrame,
     answer: (text: string, frame: Frame) => boolean,
     answerNow: boolean,
   ): void => {
@@ -153,9 +153,13 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     } catch (e) {
       debug("http", "onChannel threw", { error: errorMessage(e) });
     }
+    const deliver = (): void => {
+      if (typeof request === "string") channel.deliver(request);
+      else channel.deliverDecoded(request);
+    };
     if (answerNow) {
       reply(req, res, 200, "");
-      channel.deliver(text);
+      deliver();
       channel.finish();
       return;
     }
@@ -167,7 +171,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
         channel.finish(new TransportError("no answer in time"));
       }, responseTimeoutMs);
     }
-    channel.deliver(text);
+    deliver();
   };
 
   const modeA = (req: http.IncomingMessage, res: http.ServerResponse, body: string, user: string | undefined): void => {
@@ -177,16 +181,17 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
       send401(req, res, opts.httpAuth);
       return;
     }
-    let frame: Frame;
+    let decoded: DecodedFrame;
     try {
-      frame = decodeFrame(body).frame;
+      decoded = decodeFrame(body);
     } catch (e) {
       debug("http", "malformed frame dropped", { peer, reason: errorMessage(e), sample: body.slice(0, 80) });
       reply(req, res, 400, errorBody(400, `malformed frame: ${errorMessage(e)}`));
       return;
     }
+    const frame = decoded.frame;
     const oneWay = frame.id === undefined || typeof frame.method !== "string";
-    runFrame(req, res, channelInfo(req, user), body, (text) => {
+    runFrame(req, res, channelInfo(req, user), decoded, (text) => {
       reply(req, res, 200, text + "\r\n");
       return true;
     }, oneWay);
@@ -227,14 +232,19 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
   };
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? "/", "http://device");
-    } catch {
-      reply(req, res, 400, errorBody(400, "bad request target"));
-      return;
+    const target = req.url ?? "/";
+    let url: URL | undefined;
+    let path: string;
+    if (target === "/rpc" || target === "/rpc/") path = target; // the common case: no URL object
+    else {
+      try {
+        url = new URL(target, "http://device");
+      } catch {
+        reply(req, res, 400, errorBody(400, "bad request target"));
+        return;
+      }
+      path = url.pathname;
     }
-    const path = url.pathname;
     const isRpc = path === "/rpc" || path.startsWith("/rpc/");
     if (!isRpc || (opts.isHttpEnabled && !opts.isHttpEnabled())) {
       req.resume();
@@ -248,9 +258,9 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     }
     const body = await readBody(req, res, maxBody, peerOf(req));
     if (body === undefined) return;
-    const user = await userOf(req);
+    const user = opts.httpAuth && req.headers.authorization ? await userOf(req) : undefined;
     if (res.destroyed) return;
-    if (path === "/rpc" || path === "/rpc/") {
+    if (path === "/rpc" || path === "/rpc/" || url === undefined) {
       modeA(req, res, body, user);
       return;
     }

@@ -6,7 +6,7 @@
 import type http from "node:http";
 import { debug } from "../log.js";
 import type { ChannelInfo } from "../rpc/channel.js";
-import type { Frame } from "../rpc/frame.js";
+import type { DecodedFrame, Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 
 export const CORS: Record<string, string> = {
@@ -16,20 +16,23 @@ export const CORS: Record<string, string> = {
 
 /** Connection header as firmware does: keep-alive only when the client asked for it. */
 export function connectionHeader(req: http.IncomingMessage): string {
-  return /keep-alive/i.test(req.headers.connection ?? "") ? "keep-alive" : "close";
+  const c = req.headers.connection;
+  if (c === "keep-alive") return c;
+  return /keep-alive/i.test(c ?? "") ? "keep-alive" : "close";
 }
 
-export function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, extra: Record<string, string> = {}): void {
+export function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
-  const data = Buffer.from(body, "utf8");
-  res.writeHead(status, {
+  const headers: Record<string, string> = {
     "Content-Type": "application/json",
-    ...CORS,
-    "Content-Length": String(data.length),
+    "Access-Control-Allow-Origin": CORS["Access-Control-Allow-Origin"],
+    "Access-Control-Allow-Headers": CORS["Access-Control-Allow-Headers"],
+    "Content-Length": String(Buffer.byteLength(body, "utf8")),
     Connection: connectionHeader(req),
-    ...extra,
-  });
-  res.end(data);
+  };
+  if (extra) Object.assign(headers, extra);
+  res.writeHead(status, headers);
+  res.end(body, "utf8");
 }
 
 export function errorBody(code: number, message: string): string {
@@ -51,6 +54,11 @@ export class HttpRequestChannel extends BaseChannel {
 
   deliver(text: string): void {
     this.receiveText(text);
+  }
+
+  /** Deliver a request the HTTP end has already decoded (see BaseChannel.receiveDecoded). */
+  deliverDecoded(decoded: DecodedFrame): void {
+    this.receiveDecoded(decoded);
   }
 
   /** The request has been answered another way (or its client left): no frame can go out any more. */

@@ -30,6 +30,7 @@ import { debug } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import { httpDigestAuthorization } from "../rpc/digest.js";
 import type { Frame } from "../rpc/frame.js";
+import { Slots } from "../rpc/slots.js";
 import { BaseChannel } from "./base.js";
 import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
 import type { ConnectOptions } from "./options.js";
@@ -53,13 +54,15 @@ export const HTTP_IDLE_TIMEOUT_MS = 10 * 60_000;
 interface HttpAnswer {
   status: number;
   statusMessage: string;
-  headers: http.IncomingHttpHeaders;
+  /** `WWW-Authenticate` of a 401 (the only header the channel reads after the body). */
+  challenge: string | undefined;
   body: string;
 }
 
 class HttpClientChannel extends BaseChannel {
   private readonly agent: http.Agent;
-  private readonly inflight = new Set<http.ClientRequest>();
+  /** Requests not yet answered, destroyed by close() (Slots: no hash-table churn per request). */
+  private readonly inflight = new Slots<http.ClientRequest>();
   /** Requests that opened a new TLS socket whose handshake completed (see refusedAfterHandshake). */
   private readonly freshTls = new WeakSet<http.ClientRequest>();
   private readonly isTls: boolean;
@@ -87,20 +90,27 @@ class HttpClientChannel extends BaseChannel {
       : new http.Agent(agentOptions);
   }
 
-  protected async sendText(text: string, frame: Frame): Promise<void> {
-    let answer = await this.post(text, undefined);
-    if (answer.status === 401) {
-      const challenge = answer.headers["www-authenticate"];
-      if (!challenge || !/^\s*digest\s/i.test(challenge)) {
-        throw new AuthError(`${this.href} answered 401 without a Digest challenge`);
-      }
-      const creds = this.options.credentials;
-      if (!creds) throw new AuthError(`${this.href} requires authentication: pass --rpc-creds user:pass`);
-      const authorization = httpDigestAuthorization(challenge, creds, "POST", this.path);
-      if (!authorization) throw new AuthError(`${this.href} sent a Digest challenge remos cannot answer: ${challenge}`);
-      answer = await this.post(text, authorization);
-      if (answer.status === 401) throw new AuthError("authentication failed (check --rpc-creds)");
+  /** The common case (a 200) is handled in one `then`; a 401 goes through the digest retry. */
+  protected sendText(text: string, frame: Frame): Promise<void> {
+    return this.post(text, undefined).then((answer) => (answer.status === 401 ? this.retryWithDigest(text, frame, answer) : this.accept(answer, frame)));
+  }
+
+  private async retryWithDigest(text: string, frame: Frame, first: HttpAnswer): Promise<void> {
+    const challenge = first.challenge;
+    if (!challenge || !/^\s*digest\s/i.test(challenge)) {
+      throw new AuthError(`${this.href} answered 401 without a Digest challenge`);
     }
+    const creds = this.options.credentials;
+    if (!creds) throw new AuthError(`${this.href} requires authentication: pass --rpc-creds user:pass`);
+    const authorization = httpDigestAuthorization(challenge, creds, "POST", this.path);
+    if (!authorization) throw new AuthError(`${this.href} sent a Digest challenge remos cannot answer: ${challenge}`);
+    const answer = await this.post(text, authorization);
+    if (answer.status === 401) throw new AuthError("authentication failed (check --rpc-creds)");
+    this.accept(answer, frame);
+  }
+
+  /** A 200 answer: its body is the answer frame (or empty for a notification). */
+  private accept(answer: HttpAnswer, frame: Frame): void {
     if (answer.status !== 200) {
       const detail = answer.body.trim().slice(0, 200);
       throw new TransportError(
@@ -138,13 +148,13 @@ class HttpClientChannel extends BaseChannel {
         headers,
         agent: this.agent,
       });
-      this.inflight.add(req);
+      const slot = this.inflight.add(req);
       let settled = false;
       let answered = false;
       const fail = (e: unknown): void => {
         if (settled) return;
         settled = true;
-        this.inflight.delete(req);
+        this.inflight.remove(slot);
         if (this.closed) {
           reject(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
           return;
@@ -161,7 +171,7 @@ class HttpClientChannel extends BaseChannel {
         answered = true;
         const chunks: Buffer[] = [];
         let size = 0;
-        const declared = Number(res.headers["content-length"]);
+        const declared = Number(rawHeader(res.rawHeaders, "content-length"));
         if (Number.isFinite(declared) && declared > limit) {
           res.destroy();
           fail(new FrameTooLargeError(declared, this.info.maxFrameSize, "HTTP"));
@@ -181,12 +191,13 @@ class HttpClientChannel extends BaseChannel {
         res.on("end", () => {
           if (settled) return;
           settled = true;
-          this.inflight.delete(req);
+          this.inflight.remove(slot);
+          const status = res.statusCode ?? 0;
           resolve({
-            status: res.statusCode ?? 0,
+            status,
             statusMessage: res.statusMessage ?? "",
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString("utf8"),
+            challenge: status === 401 ? rawHeader(res.rawHeaders, "www-authenticate") : undefined,
+            body: chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8"),
           });
         });
       });
@@ -222,11 +233,22 @@ class HttpClientChannel extends BaseChannel {
   }
 
   protected async closeLink(): Promise<void> {
-    for (const req of this.inflight) req.destroy(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
+    for (const req of this.inflight.values()) req.destroy(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
     this.inflight.clear();
     this.agent.destroy();
     debug("http", "channel closed", { peer: this.info.peer });
   }
+}
+
+/**
+ * A header from `rawHeaders` (name/value pairs), without building `res.headers` (an object per response).
+ * The first one wins, as the Content-Length and WWW-Authenticate checks need.
+ */
+function rawHeader(raw: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === lowerName.length && raw[i].toLowerCase() === lowerName) return raw[i + 1];
+  }
+  return undefined;
 }
 
 /**

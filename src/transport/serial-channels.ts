@@ -224,12 +224,16 @@ export class SerialDeviceChannel extends SerialChannel {
   private out: Buffer[] = [];
   private framesQueued = 0;
   private consoleQueue: Buffer[] = [];
+  /** Frames parsed from the chunk being read, delivered once it is fully parsed. */
+  private parsed: string[] = [];
 
   constructor(link: ByteLink, maxFrameSize = SERIAL_MAX_FRAME_SIZE, peer = "UART0") {
     super({ type: "UART", peer, maxFrameSize: SERIAL_RECEIVE_LIMIT }, link);
     this.receiver = new DeviceFrameReceiver(
       {
-        frame: (json) => this.receiveText(json),
+        // Held until the whole chunk is parsed: an empty frame right behind this one queues its "\n" answer
+        // first, so it goes out ahead of the reply even when the handler answers synchronously.
+        frame: (json) => this.parsed.push(json),
         eof: () => {
           this.out.push(EOF_REPLY);
           this.flushOut().catch(() => undefined);
@@ -241,7 +245,13 @@ export class SerialDeviceChannel extends SerialChannel {
       },
       maxFrameSize,
     );
-    link.onData = (data) => this.receiver.push(data);
+    link.onData = (data) => {
+      this.receiver.push(data);
+      if (this.parsed.length === 0) return;
+      const frames = this.parsed;
+      this.parsed = [];
+      for (const json of frames) this.receiveText(json);
+    };
   }
 
   private flushOut(): Promise<void> {
