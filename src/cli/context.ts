@@ -3,15 +3,17 @@
  * helpers that honour --json and --verbose.
  */
 import type { Command } from "commander";
-import { type Device, connect } from "../api/device.js";
+import type { Device } from "../api/device.js";
 import type { TransferTuning } from "../api/transfer.js";
 import { RemosError, UsageError } from "../errors.js";
 import { setDebugAreas } from "../log.js";
+import type { RpcClient } from "../rpc/client.js";
 import { type GlobalOptions, deviceOptions } from "./options.js";
 
 export class CliContext {
   private readonly program: Command;
   private device: Device | undefined;
+  private rpcOnly: RpcClient | undefined;
 
   constructor(program: Command) {
     this.program = program;
@@ -32,8 +34,29 @@ export class CliContext {
     let port = this.opts.port;
     if (!port || port === "auto") port = await autoPort();
     const p = port;
+    // imported here, not at the top: `mos --help` and commands that never connect load none of the API
+    const { connect } = await import("../api/device.js");
     this.device = await this.step(`connect ${redactPort(p)}`, () => connect(p, deviceOptions(this.opts)));
     return this.device;
+  }
+
+  /**
+   * Just an RPC client on the port's channel, for commands that only call methods (`mos call`): the same
+   * link `connect()` makes (src "mos", the global timeout, credentials, compat args, as Device does), without
+   * loading the Device helper APIs (fs, config, ota, transfer...) — a third of `mos call`'s start-up.
+   */
+  async connectRpc(): Promise<RpcClient> {
+    if (this.device) return this.device.rpc;
+    if (this.rpcOnly) return this.rpcOnly;
+    let port = this.opts.port;
+    if (!port || port === "auto") port = await autoPort();
+    const p = port;
+    const [{ openChannel }, { RpcClient: Client }] = await Promise.all([import("../transport/url.js"), import("../rpc/client.js")]);
+    const o = deviceOptions(this.opts);
+    const timeoutMs = o.timeoutMs ?? 20_000;
+    const channel = await this.step(`connect ${redactPort(p)}`, () => openChannel(p, { ...o, timeoutMs }));
+    this.rpcOnly = new Client(channel, { src: o.src ?? "mos", timeoutMs, compatArgs: o.compatArgs, credentials: o.credentials });
+    return this.rpcOnly;
   }
 
   /** Chunk size, attempts and per-call timeout for transfers, from --chunk-size/--fs-op-attempts/--timeout. */
@@ -70,6 +93,9 @@ export class CliContext {
     const d = this.device;
     this.device = undefined;
     if (d) await d.close().catch(() => undefined);
+    const r = this.rpcOnly;
+    this.rpcOnly = undefined;
+    if (r) await r.close().catch(() => undefined);
   }
 }
 

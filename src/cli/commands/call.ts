@@ -21,9 +21,9 @@ export function register(program: Command, ctx: CliContext): void {
           throw new UsageError(`Args [${json}] is not a valid JSON string`);
         }
       }
-      const device = await ctx.connect();
+      const rpc = await ctx.connectRpc();
       try {
-        const result = await device.call(method, params, { timeout: ctx.opts.timeout });
+        const result = await rpc.call(method, params, { timeout: ctx.opts.timeout });
         ctx.printJson(result);
         // as mos: give a rebooting device a moment before the link is closed under it
         if (/^sys\.reboot$/i.test(method)) await new Promise((r) => setTimeout(r, 200));
