@@ -22,6 +22,19 @@ function fsyncDir(dir: string): void {
   }
 }
 
+/** fsyncDir without blocking the event loop: many devices booting at once overlap their syncs. */
+async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch {
+    // some file systems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
 /** Atomically replace `path` with `data` (mode applies to a newly created file). */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmp = tempName(path);
@@ -41,7 +54,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => undefined);
     throw e;
   }
-  fsyncDir(dirname(path));
+  await fsyncDirAsync(dirname(path));
 }
 
 /** Synchronous variant, for shutdown paths. */
