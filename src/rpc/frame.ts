@@ -117,7 +117,8 @@ export function fromObject(obj: unknown, sourceText?: string): DecodedFrame {
   const o = obj as Record<string, unknown>;
   const f: Frame = {};
   let rawId: string | undefined;
-  if (o.id !== undefined && o.id !== null) {
+  if (o.id === null) throw new BadFrameError("id must be a number or a string, got null");
+  if (o.id !== undefined) {
     if (typeof o.id === "number") {
       if (!Number.isFinite(o.id)) throw new BadFrameError("id is not a finite number");
       f.id = o.id;
@@ -155,9 +156,25 @@ export function fromObject(obj: unknown, sourceText?: string): DecodedFrame {
   return rawId === undefined ? { frame: f } : { frame: f, rawId };
 }
 
+/**
+ * The text of the top-level `id` number in a frame's JSON (a nested `"id"`, e.g. in params, is skipped):
+ * a scan that tracks strings and nesting depth. Only called for ids that are not safe integers.
+ */
 function rawNumericId(text: string): string | undefined {
-  const m = /"id"\s*:\s*(-?[0-9][0-9.eE+-]*)/.exec(text);
-  return m ? m[1] : undefined;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      if (depth === 1 && text.slice(start, i + 1) === '"id"') {
+        const m = /^\s*:\s*(-?[0-9][0-9.eE+-]*)/.exec(text.slice(i + 1, i + 1 + 400));
+        if (m) return m[1];
+      }
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) depth++;
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+  return undefined;
 }
 
 function typeName(v: unknown): string {
@@ -200,7 +217,12 @@ function ordered(f: Frame): Record<string, unknown> {
 
 /** Encode a frame as compact JSON text (UTF-8 characters unescaped; see `toAscii` for UART). */
 export function encodeFrame(f: Frame): string {
-  return JSON.stringify(ordered(f));
+  const text = JSON.stringify(ordered(f));
+  // A digits-only id beyond 2^53 goes back as the bare number it came as (spec §1.3), not as a string.
+  if (typeof f.id === "string" && f.method === undefined && f.id.length > 15 && /^[0-9]+$/.test(f.id)) {
+    return text.replace(/^(\{(?:"v":[^,]*,)?"id":)"([0-9]+)"/, "$1$2");
+  }
+  return text;
 }
 
 /** Escape every character >= 0x7f as \uXXXX: the UART firmware drops its buffer on any byte >= 0x80. */

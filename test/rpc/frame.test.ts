@@ -89,7 +89,7 @@ describe("frame codec", () => {
   });
 
   it("rejects what is not a frame", () => {
-    for (const bad of ["not json", "[1,2]", "42", "null", '"s"', '{"id":{"a":1}}', '{"id":true}', '{"method":42}', '{"src":1}', '{"error":{"code":"x"}}', '{"error":5}']) {
+    for (const bad of ["not json", "[1,2]", "42", "null", '"s"', '{"id":{"a":1}}', '{"id":true}', '{"id":null,"method":"M"}', '{"method":42}', '{"src":1}', '{"error":{"code":"x"}}', '{"error":5}']) {
       assert.throws(() => decodeFrame(bad), BadFrameError, bad);
     }
   });
@@ -118,6 +118,11 @@ describe("frame codec", () => {
     assert.equal(normaliseId(123), normaliseId("123"));
     const big = decodeFrame('{"id":12345678901234567890,"method":"X"}');
     assert.equal(big.rawId, "12345678901234567890");
+    // the top-level id, not one nested in params
+    const nested = decodeFrame('{"method":"X","params":{"id":5,"s":"\\"id\\":7"},"id":123456789012345678901}');
+    assert.equal(nested.rawId, "123456789012345678901");
+    // echoed bare, as the number it came as
+    assert.equal(encodeFrame({ id: echoId(nested.frame.id as number, nested.rawId), result: 1 }), '{"id":123456789012345678901,"result":1}');
   });
 
   it("encodes requests in mos field order and responses in device order", () => {
