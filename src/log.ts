@@ -77,3 +77,16 @@ export const debug = (area: string, message: string, fields?: Record<string, unk
   if (sinks.size === 0 && !stderrWants(area)) return;
   log("debug", area, message, fields);
 };
+
+const SECRET_FIELD = /"([A-Za-z0-9_]*(?:pass|password|psk_key|secret|response|private_key)[A-Za-z0-9_]*|key|ssl_key)"(\s*:\s*)"(?:[^"\\]|\\.)*"/g;
+const DATA_FIELD = /"(data|data_hex)"(\s*:\s*)"((?:[^"\\]|\\.)*)"/g;
+
+/**
+ * Frame text fit for the debug log: values of secret-looking fields (`*pass*`, `*psk_key*`, `key`,
+ * `ssl_key`, digest `response`...) become "***", and file/firmware `data` (which may hold a private key
+ * being uploaded) becomes its length; long text is cut. Called only when the log is on.
+ */
+export function frameForLog(text: string, max = 2000): string {
+  const t = text.replace(SECRET_FIELD, '"$1"$2"***"').replace(DATA_FIELD, (_m, k: string, sep: string, v: string) => `"${k}"${sep}"<${v.length} chars>"`);
+  return t.length > max ? t.slice(0, max) + "…" : t;
+}

@@ -4,7 +4,7 @@
  * A transport extends it and implements `sendText` and `closeLink`.
  */
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
-import { debug, debugEnabled } from "../log.js";
+import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
 import { type DecodedFrame, type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
 
@@ -48,7 +48,7 @@ export abstract class BaseChannel implements Channel {
       // text.length <= UTF-8 bytes <= 3 * text.length: count bytes only when the limit is within reach
       const size = text.length * 3 <= this.info.maxFrameSize ? 0 : Buffer.byteLength(text, "utf8");
       if (size > this.info.maxFrameSize) throw new FrameTooLargeError(size, this.info.maxFrameSize, this.info.type);
-      if (debugEnabled(this.area)) debug(this.area, "send", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
+      if (debugEnabled(this.area)) debug(this.area, "send", { peer: this.info.peer, frame: frameForLog(text) });
       return this.sendText(text, frame);
     } catch (e) {
       return Promise.reject(e instanceof Error ? e : new Error(String(e)));
@@ -98,11 +98,11 @@ export abstract class BaseChannel implements Channel {
       debug(this.area, "malformed frame dropped", {
         peer: this.info.peer,
         reason: errorMessage(e),
-        sample: text.slice(0, 80),
+        sample: frameForLog(text, 80),
       });
       return;
     }
-    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: text.length > 2000 ? text.slice(0, 2000) + "…" : text });
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(text) });
     this.emitFrame(decoded);
   }
 
@@ -112,7 +112,7 @@ export abstract class BaseChannel implements Channel {
    */
   protected receiveDecoded(decoded: DecodedFrame): void {
     if (this.isClosed) return;
-    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: JSON.stringify(decoded.frame).slice(0, 2000) });
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(JSON.stringify(decoded.frame)) });
     this.emitFrame(decoded);
   }
 
