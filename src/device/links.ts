@@ -119,6 +119,7 @@ async function startHttp(deps: LinkDeps, cfg: DeviceConfig, serve: (ch: Channel)
     httpAuth: deps.httpAuthority,
     isHttpEnabled: () => deps.config().rpc.enable && deps.config().rpc.http_enable,
     isWsEnabled: () => deps.config().rpc.enable && deps.config().rpc.ws.enable,
+    allowOrigin: (origin) => allowBrowserOrigin(origin, deps.config().rpc),
     maxConnections: Math.max(1, cfg.rpc.max_non_persistent_channels * 4),
   });
   links.httpAddress = { host: server.host, port: server.port };
@@ -184,4 +185,17 @@ async function startMqtt(deps: LinkDeps, cfg: DeviceConfig, serve: (ch: Channel)
     await link.close();
   });
   deps.console.log(LL_INFO, `MQTT to ${m.server} as ${m.client_id || cfg.device.id}`);
+}
+
+/** The Origin the Go mos tool sends on its WebSocket upgrade. */
+const MOS_ORIGIN = /^https:\/\/api\.cesanta\.com\/?$/;
+
+/**
+ * Browser requests to an open device: a web page the operator visits must not drive a device that has
+ * no ACL (it would be unauthenticated RPC from any site, e.g. to ws://127.0.0.1:8080/rpc). With an ACL the
+ * device's own auth decides, as on the firmware; mos's own Origin is always let through.
+ */
+export function allowBrowserOrigin(origin: string, rpc: { acl: string; acl_file: string }): boolean {
+  if (MOS_ORIGIN.test(origin)) return true;
+  return Boolean(rpc.acl || rpc.acl_file);
 }

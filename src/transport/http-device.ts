@@ -46,6 +46,11 @@ export interface HttpDeviceOptions {
   httpAuth?: HttpDigestAuthority;
   isWsEnabled?: () => boolean;
   isHttpEnabled?: () => boolean;
+  /**
+   * Whether a request carrying this browser `Origin` header may reach RPC (HTTP and WS). Absent: all
+   * may, as the firmware. A refused one gets 403 and never reaches a handler.
+   */
+  allowOrigin?: (origin: string) => boolean;
   /** A request whose handler has not answered within this many ms gets 504 (default 60000; 0 = never). */
   responseTimeoutMs?: number;
   /** Most sockets open at once (default 256). */
@@ -256,6 +261,13 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
       reply(req, res, 200, "");
       return;
     }
+    const origin = req.headers.origin;
+    if (origin !== undefined && opts.allowOrigin && !opts.allowOrigin(origin)) {
+      req.resume();
+      debug("http", "request refused: browser origin not allowed", { peer: peerOf(req), origin: origin.slice(0, 100) });
+      reply(req, res, 403, errorBody(403, "cross-origin requests are refused: set rpc.acl on the device to allow them"));
+      return;
+    }
     const body = await readBody(req, res, maxBody, peerOf(req));
     if (body === undefined) return;
     const user = opts.httpAuth && req.headers.authorization ? await userOf(req) : undefined;
@@ -307,6 +319,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     onChannel: (ch) => opts.onChannel(ch),
     httpAuth: opts.httpAuth,
     isWsEnabled: opts.isWsEnabled,
+    allowOrigin: opts.allowOrigin,
     maxFrameSize: maxBody,
   });
 

@@ -27,6 +27,8 @@ export interface WsDeviceOptions {
   onChannel(channel: Channel): void;
   httpAuth?: HttpDigestAuthority;
   isWsEnabled?: () => boolean;
+  /** Whether an upgrade carrying this browser `Origin` may connect (see HttpDeviceOptions.allowOrigin). */
+  allowOrigin?: (origin: string) => boolean;
   /** Largest message accepted (default WS_MAX_FRAME_SIZE, 1 MiB). */
   maxFrameSize?: number;
   /** Ping idle connections this often and drop those that do not answer (default 60000 ms; 0 = never). */
@@ -90,6 +92,12 @@ export function attachWsDevice(server: Server, opts: WsDeviceOptions): WsDeviceH
     if (opts.isWsEnabled && !opts.isWsEnabled()) {
       debug("ws", "upgrade refused: WS is disabled", { peer });
       refuse(socket, 503, "Service Unavailable", "WS is disabled\r\n");
+      return;
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && opts.allowOrigin && !opts.allowOrigin(origin)) {
+      debug("ws", "upgrade refused: browser origin not allowed", { peer, origin: origin.slice(0, 100) });
+      refuse(socket, 403, "Forbidden", "cross-origin connections are refused: set rpc.acl on the device to allow them\r\n");
       return;
     }
     void userOf(req, opts.httpAuth).then((user) => {
