@@ -26,6 +26,12 @@ export class CliContext {
   /** Apply flags that act before any command runs (--verbose turns on the frame trace). */
   applyGlobalEffects(): void {
     if (this.opts.verbose) setDebugAreas("*");
+    if (this.opts.insecure) {
+      process.stderr.write(
+        "mos: WARNING: --insecure: the TLS server certificate is NOT verified. Anyone on the network path can\n" +
+          "mos: WARNING: pose as the server and read or change everything sent, credentials included.\n",
+      );
+    }
   }
 
   /** Resolve `--port auto` (the first serial port) and connect. The link is closed by `finish`. */

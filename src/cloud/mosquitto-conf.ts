@@ -58,6 +58,9 @@ export function mosquittoConf(prepared: PreparedBroker, aclFile: string, o: Mosq
     "tls_version tlsv1.2",
     "require_certificate true",
     "use_identity_as_username true",
+    // mosquitto cannot refuse a client id that differs from the CN; it can replace it with the CN, so no
+    // one can take over another identity's session by choosing its client id
+    "use_username_as_clientid true",
     "allow_anonymous false",
     `acl_file ${resolve(aclFile)}`,
   ];
