@@ -28,10 +28,11 @@
  * (`CI=true`), where `startMosquitto` then throws, so the test fails instead of skipping.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { mosquittoOwner } from "../../src/cloud/broker-dir.js";
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? "/usr/sbin/mosquitto";
 
@@ -99,17 +100,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function mosquittoUid(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("mosquitto:"));
-    if (!line) return undefined;
-    const [, , uid, gid] = line.split(":");
-    return { uid: Number(uid), gid: Number(gid) };
-  } catch {
-    return undefined;
-  }
-}
 
 function buildConfig(o: MosquittoOptions, dir: string, port: number, wsPort: number | undefined): string {
   const security: string[] = [];
@@ -124,7 +114,7 @@ function buildConfig(o: MosquittoOptions, dir: string, port: number, wsPort: num
     };
     security.push(`cafile ${put("ca.pem", t.caFile, 0o644)}`);
     security.push(`certfile ${put("server.pem", t.certFile, 0o644)}`);
-    const owner = mosquittoUid();
+    const owner = mosquittoOwner();
     const key = put("server.key", t.keyFile, owner ? 0o600 : 0o644);
     if (owner) chownSync(key, owner.uid, owner.gid);
     security.push(`keyfile ${key}`);
