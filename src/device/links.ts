@@ -118,7 +118,8 @@ async function startHttp(deps: LinkDeps, cfg: DeviceConfig, serve: (ch: Channel)
     onChannel: serve,
     httpAuth: deps.httpAuthority,
     isHttpEnabled: () => deps.config().rpc.enable && deps.config().rpc.http_enable,
-    isWsEnabled: () => deps.config().rpc.enable && deps.config().rpc.ws.enable,
+    // WS lives on the /rpc endpoint, which the firmware registers only with rpc.http_enable
+    isWsEnabled: () => deps.config().rpc.enable && deps.config().rpc.http_enable && deps.config().rpc.ws.enable,
     allowOrigin: (origin) => allowBrowserOrigin(origin, deps.config().rpc),
     maxConnections: Math.max(1, cfg.rpc.max_non_persistent_channels * 4),
   });
