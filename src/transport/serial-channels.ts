@@ -43,6 +43,12 @@ export interface ByteLink {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Frames queued behind the write in flight; they go out together, in one write, when it completes. */
+interface TxBatch {
+  parts: Buffer[];
+  waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }>;
+}
+
 /** Shared by both ends: ASCII encoding, serialised writes, and a receive limit above the send limit. */
 abstract class SerialChannel extends BaseChannel {
   protected readonly link: ByteLink;
@@ -109,6 +115,8 @@ export class SerialClientChannel extends SerialChannel {
   private waitingXon: Array<() => void> = [];
   private handshaken = false;
   private handshakeDone: (() => void) | undefined;
+  /** The batch whose write job has not started yet: new frames join it (cleared when that job starts). */
+  private batch: TxBatch | undefined;
 
   constructor(link: ByteLink, path: string, options: SerialClientOptions) {
     super({ type: "UART", peer: path, maxFrameSize: SERIAL_SEND_LIMIT }, link);
@@ -155,7 +163,7 @@ export class SerialClientChannel extends SerialChannel {
             `no response to handshake on ${this.info.peer} within ${timeoutMs} ms (${tries} tries): is it the right port? is rpc-uart enabled?`,
           );
         }
-        await this.enqueue(() => this.writeBytes(HANDSHAKE, false));
+        await this.enqueueControl(() => this.writeBytes(HANDSHAKE, false));
         tries++;
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([answered, aborted, new Promise<void>((r) => (timer = setTimeout(r, Math.min(HANDSHAKE_INTERVAL_MS, left))))]);
@@ -171,7 +179,7 @@ export class SerialClientChannel extends SerialChannel {
     if (this.handshaken) return;
     this.handshaken = true;
     this.paused = false; // start unblocked: we just synchronised
-    this.enqueue(() => this.writeBytes(HANDSHAKE_ACK, false)).catch((e: unknown) => debug("serial", "handshake ack failed", { error: errorMessage(e) }));
+    this.enqueueControl(() => this.writeBytes(HANDSHAKE_ACK, false)).catch((e: unknown) => debug("serial", "handshake ack failed", { error: errorMessage(e) }));
     this.handshakeDone?.();
   }
 
@@ -190,10 +198,12 @@ export class SerialClientChannel extends SerialChannel {
     while (this.paused && !this.closed) await new Promise<void>((r) => this.waitingXon.push(r));
   }
 
-  private async writeBytes(bytes: Buffer, obeyFlow = true): Promise<void> {
+  /** Write `bytes` (paced: 16-byte chunks 5 ms apart); `written(n)` reports the first n bytes are out. */
+  private async writeBytes(bytes: Buffer, obeyFlow = true, written?: (n: number) => void): Promise<void> {
     if (!this.pacing) {
       if (obeyFlow) await this.waitXon();
       await this.link.write(bytes);
+      written?.(bytes.length);
       return;
     }
     for (let i = 0; i < bytes.length; i += PACING_CHUNK) {
@@ -201,12 +211,51 @@ export class SerialClientChannel extends SerialChannel {
       if (this.closed) throw new ChannelClosedError(`UART channel to ${this.info.peer} is closed`);
       await this.link.write(bytes.subarray(i, i + PACING_CHUNK));
       await sleep(PACING_DELAY_MS);
+      written?.(Math.min(i + PACING_CHUNK, bytes.length));
     }
   }
 
+  /** A write that is not a frame (handshake, its ack): frames sent after it never overtake it. */
+  private enqueueControl(job: () => Promise<void>): Promise<void> {
+    this.batch = undefined;
+    return this.enqueue(job);
+  }
+
+  /**
+   * Frames are coalesced: one write job at a time is queued, and every frame sent before it starts joins
+   * it, so while a write is in flight the next frames wait and then go out in one buffer (one port write,
+   * not one per frame). Each send still resolves once its own bytes are written (paced: its last chunk).
+   */
   protected sendText(text: string): Promise<void> {
     const bytes = encodeClientFrame(text);
-    return this.enqueue(() => this.writeBytes(bytes));
+    let batch = this.batch;
+    if (!batch) {
+      const b: TxBatch = { parts: [], waiters: [] };
+      this.enqueue(() => {
+        if (this.batch === b) this.batch = undefined;
+        return this.writeBatch(b);
+      }).catch((e: unknown) => {
+        for (const w of b.waiters) w.reject(e); // no-op for the frames already written
+      });
+      this.batch = batch = b;
+    }
+    const joined = batch;
+    return new Promise<void>((resolve, reject) => {
+      joined.parts.push(bytes);
+      joined.waiters.push({ resolve, reject });
+    });
+  }
+
+  private async writeBatch(b: TxBatch): Promise<void> {
+    const data = b.parts.length === 1 ? b.parts[0] : Buffer.concat(b.parts);
+    let next = 0;
+    let end = b.parts[0].length;
+    await this.writeBytes(data, true, (n) => {
+      while (next < b.parts.length && end <= n) {
+        b.waiters[next++].resolve();
+        if (next < b.parts.length) end += b.parts[next].length;
+      }
+    });
   }
 
   protected override linkEnded(): void {
@@ -223,6 +272,8 @@ export class SerialDeviceChannel extends SerialChannel {
    */
   private out: Buffer[] = [];
   private framesQueued = 0;
+  /** The flush job queued behind the write in flight, not yet started. */
+  private flushQueued: Promise<void> | undefined;
   private consoleQueue: Buffer[] = [];
   /** Frames parsed from the chunk being read, delivered once it is fully parsed. */
   private parsed: string[] = [];
@@ -254,13 +305,26 @@ export class SerialDeviceChannel extends SerialChannel {
     };
   }
 
+  /**
+   * Queue one write of everything in `out`. While a flush is queued and not yet started, further frames
+   * join it instead of queueing their own: while a write is in flight the next frames collect in `out`
+   * and go out together in one write when it completes; each caller's promise settles with that write.
+   */
   private flushOut(): Promise<void> {
-    return this.enqueue(async () => {
+    if (this.flushQueued) return this.flushQueued;
+    const p = this.enqueue(async () => {
+      if (this.flushQueued === p) this.flushQueued = undefined;
       if (this.out.length === 0) return;
       const data = this.out.length === 1 ? this.out[0] : Buffer.concat(this.out);
       this.out = [];
       await this.link.write(data);
     });
+    this.flushQueued = p;
+    const clear = (): void => {
+      if (this.flushQueued === p) this.flushQueued = undefined;
+    };
+    p.then(clear, clear);
+    return p;
   }
 
   protected sendText(text: string): Promise<void> {

@@ -128,6 +128,23 @@ describe("serial device end (firmware rules)", () => {
     await ch.close();
   });
 
+  it("coalesces: frames sent while a write is in flight go out together in the next single write", async () => {
+    const f = fakeLink();
+    const ch = new SerialDeviceChannel(f.link);
+    let open!: () => void;
+    f.gate = new Promise<void>((r) => (open = r));
+    const first = ch.send({ id: 1, result: 1 });
+    await tick(); // the first write is now in flight, held by the gate
+    const rest = [2, 3, 4].map((id) => ch.send({ id, result: id }));
+    open();
+    await Promise.all([first, ...rest]);
+    assert.deepEqual(
+      f.writes.map((w) => w.toString("latin1")),
+      ['\n{"id":1,"result":1}\n', '\n{"id":2,"result":2}\n\n{"id":3,"result":3}\n\n{"id":4,"result":4}\n'],
+    );
+    await ch.close();
+  });
+
   it("sends pure ASCII: non-ASCII is escaped", async () => {
     const f = fakeLink();
     const ch = new SerialDeviceChannel(f.link);
@@ -197,6 +214,79 @@ describe("serial client end (mos rules)", () => {
     f.feed("\x11");
     await sending;
     assert.match(f.text(), /"id":2/);
+    await ch.close();
+  });
+
+  it("coalesces frames queued behind a write in flight into one write; each send settles with its bytes", async () => {
+    const f = fakeLink();
+    const ch = new SerialClientChannel(f.link, "/dev/ttyFAKE5", { pacing: false });
+    const hs = ch.handshake(5000);
+    f.feed('"""\x04"""');
+    await hs;
+    await tick(5);
+    f.writes.length = 0;
+    let open!: () => void;
+    f.gate = new Promise<void>((r) => (open = r));
+    const settled: number[] = [];
+    const first = ch.send({ src: "mos", id: 1, method: "A" }).then(() => settled.push(1));
+    await tick(); // the first write is now in flight, held by the gate
+    const rest = [2, 3, 4].map((id) => ch.send({ src: "mos", id, method: "A" }).then(() => settled.push(id)));
+    await tick(5);
+    assert.deepEqual(settled, [], "nothing settles before its bytes are written");
+    open();
+    await Promise.all([first, ...rest]);
+    const frame = (id: number): string => {
+      const j = `{"src":"mos","id":${id},"method":"A"}`;
+      return `\n"""${j}${crcHex(j)}"""\n`;
+    };
+    assert.deepEqual(
+      f.writes.map((w) => w.toString("latin1")),
+      [frame(1), frame(2) + frame(3) + frame(4)],
+    );
+    assert.deepEqual(settled, [1, 2, 3, 4]);
+
+    // A failed write fails every frame of its batch, and the next frames still go out.
+    f.writes.length = 0;
+    f.gate = new Promise<void>((r) => (open = r));
+    const held = ch.send({ src: "mos", id: 5, method: "A" });
+    await tick();
+    const write = f.link.write;
+    f.link.write = () => Promise.reject(new TransportError("boom"));
+    const doomed = [6, 7].map((id) => ch.send({ src: "mos", id, method: "A" }));
+    open();
+    await held;
+    for (const d of doomed) await assert.rejects(d, /boom/);
+    f.link.write = write;
+    f.gate = undefined;
+    await ch.send({ src: "mos", id: 8, method: "A" });
+    assert.deepEqual(
+      f.writes.map((w) => w.toString("latin1")),
+      [frame(5), frame(8)],
+    );
+    await ch.close();
+  });
+
+  it("paced: coalesced frames still go out in 16-byte chunks, each send settling once its last chunk is out", async () => {
+    const f = fakeLink();
+    const ch = new SerialClientChannel(f.link, "/dev/ttyFAKE6", { pacing: true });
+    const hs = ch.handshake(5000);
+    f.feed('"""\x04"""');
+    await hs;
+    await tick(20);
+    f.writes.length = 0;
+    const bytesAt: number[] = [];
+    const written = (): number => f.writes.reduce((n, w) => n + w.length, 0);
+    const sends = [1, 2, 3].map((id) => ch.send({ src: "mos", id, method: "A" }).then(() => bytesAt.push(written())));
+    await Promise.all(sends);
+    assert.ok(f.writes.every((w) => w.length <= 16));
+    const frames = [1, 2, 3].map((id) => {
+      const j = `{"src":"mos","id":${id},"method":"A"}`;
+      return `\n"""${j}${crcHex(j)}"""\n`;
+    });
+    assert.equal(f.text(), frames.join(""));
+    const ends = [frames[0].length, frames[0].length + frames[1].length, frames.join("").length];
+    // Each settles after its own last byte and before the chunk after it (chunks are 16 bytes).
+    bytesAt.forEach((n, i) => assert.ok(n >= ends[i] && n < ends[i] + 16, `frame ${i + 1} settled at byte ${n}, ends at ${ends[i]}`));
     await ch.close();
   });
 
