@@ -25,7 +25,11 @@ describe("chunk sizing", () => {
     assert.ok(uart % 3 === 0);
     assert.ok(Math.ceil(uart / 3) * 4 + 640 <= 4096);
     assert.ok(uart > 2000);
-    assert.equal(chunkSizeFor({ maxFrameSize: 10 * 1024 * 1024 }), 48 * 1024);
+    assert.equal(chunkSizeFor({ maxFrameSize: 10 * 1024 * 1024 }), 256 * 1024);
+    // HTTP/WS (1 MiB frames) get the cap; MQTT (256 KiB frames) gets what fits its frame.
+    assert.equal(chunkSizeFor({ maxFrameSize: 1024 * 1024 }), 256 * 1024);
+    const mqtt = chunkSizeFor({ maxFrameSize: 256 * 1024 }, 40);
+    assert.ok(mqtt % 3 === 0 && Math.ceil(mqtt / 3) * 4 + 640 + 80 <= 256 * 1024 && mqtt > 190 * 1024);
   });
   it("cuts a range into absolute chunks", () => {
     assert.deepEqual(chunksOf(10, 25, 6), [
