@@ -231,6 +231,7 @@ class Agent implements DeviceAgent {
   wifiInfo: (() => SysInfoSource["wifi"]) | undefined;
 
   private async boot(first: boolean): Promise<void> {
+    this.ota?.reboot(); // before anything can see the new firmware: no finished update carries over
     const b = await resolveBoot(this.dir);
     await mkdir(b.fsRoot, { recursive: true });
     this.root = new FsRoot(b.fsRoot);
@@ -239,7 +240,6 @@ class Agent implements DeviceAgent {
     if (first) await this.applyStartSettings();
     const cfg = this.store.live;
     this.wifi.applyConfig(cfg.wifi);
-    this.ota?.reboot();
     this.server.localIds = [cfg.device.id];
     this.console.setLevel(cfg.debug.level);
     this.bootTime = Date.now();
