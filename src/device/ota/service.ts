@@ -222,6 +222,15 @@ export function registerOtaService(server: RpcServer, deps: OtaDeps): OtaService
     return null;
   }), { argsFmt: "{offset: %d, data: %V}", description: "Append a chunk of the bundle (base64) at `offset`" });
 
+  /** The end of a push or a pull: verify, install, and report success in OTA.Status. */
+  const verifyAndInstall = async (zip: Uint8Array, commitTimeout: number): Promise<{ slot: number; name: string; version: string }> => {
+    msg = "verifying";
+    const r = await apply(zip, commitTimeout);
+    state = OTA_SUCCESS;
+    msg = `installed ${r.name} ${r.version} in slot ${r.slot}; rebooting`;
+    return r;
+  };
+
   server.addHandler("OTA.End", () => serial(async () => {
     const s = session;
     if (!s) throw new RpcError(409, "no update in progress");
@@ -229,11 +238,7 @@ export function registerOtaService(server: RpcServer, deps: OtaDeps): OtaService
       if (s.received !== s.size) throw new RpcError(400, `incomplete update: received ${s.received} of ${s.size} bytes`);
       await s.fh.sync();
       const zip = await readFile(s.path);
-      msg = "verifying";
-      const r = await apply(zip, s.commitTimeout);
-      state = OTA_SUCCESS;
-      msg = `installed ${r.name} ${r.version} in slot ${r.slot}; rebooting`;
-      return r;
+      return await verifyAndInstall(zip, s.commitTimeout);
     } catch (e) {
       fail(errorMessage(e));
       throw e;
@@ -264,11 +269,7 @@ export function registerOtaService(server: RpcServer, deps: OtaDeps): OtaService
           progress.size = size;
         },
       });
-      msg = "verifying";
-      const r = await apply(zip, commitTimeout);
-      state = OTA_SUCCESS;
-      msg = `installed ${r.name} ${r.version} in slot ${r.slot}; rebooting`;
-      return r;
+      return await verifyAndInstall(zip, commitTimeout);
     } catch (e) {
       fail(errorMessage(e));
       throw e;
