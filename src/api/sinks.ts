@@ -129,22 +129,14 @@ export class FileSink implements GetSink {
 export class OrderedStreamSink implements GetSink {
   readonly start = 0;
   private readonly out: Writable;
-  private readonly held = new Map<number, Buffer>();
-  private next = 0;
-  private readonly hash = createHash("sha256");
+  private readonly order = new InOrder();
 
   constructor(out: Writable) {
     this.out = out;
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
-    this.held.set(offset, data);
-    let d: Buffer | undefined;
-    while ((d = this.held.get(this.next)) !== undefined) {
-      this.held.delete(this.next);
-      this.hash.update(d);
-      this.next += d.length;
-      if (d.length === 0) break;
+    for (const d of this.order.add(offset, data)) {
       if (!this.out.write(d)) await new Promise<void>((resolve) => this.out.once("drain", resolve));
     }
   }
@@ -154,11 +146,11 @@ export class OrderedStreamSink implements GetSink {
   }
 
   async finish(size: number): Promise<void> {
-    if (this.next !== size || this.held.size > 0) throw new IoError(`stream got ${this.next} of ${size} bytes in order`);
+    if (!this.order.complete(size)) throw new IoError(`stream got ${this.order.next} of ${size} bytes in order`);
   }
 
   async sha256(): Promise<string> {
-    return this.hash.digest("hex");
+    return this.order.sha256();
   }
 }
 
@@ -171,9 +163,7 @@ export class CompareSink implements GetSink {
   private readonly src: ByteSource;
   private firstDiff = Infinity;
   private size = 0;
-  private readonly held = new Map<number, Buffer>();
-  private next = 0;
-  private hash = createHash("sha256");
+  private order = new InOrder();
 
   constructor(src: ByteSource) {
     this.src = src;
@@ -185,34 +175,58 @@ export class CompareSink implements GetSink {
     const n = Math.min(local.length, data.length);
     while (i < n && local[i] === data[i]) i++;
     if (i < data.length) this.firstDiff = Math.min(this.firstDiff, offset + i);
-    this.held.set(offset, data);
-    let d: Buffer | undefined;
-    while ((d = this.held.get(this.next)) !== undefined) {
-      this.held.delete(this.next);
-      this.hash.update(d);
-      this.next += d.length;
-      if (d.length === 0) break;
-    }
+    this.order.add(offset, data);
   }
 
   async restart(): Promise<void> {
     this.firstDiff = Infinity;
-    this.held.clear();
-    this.next = 0;
-    this.hash = createHash("sha256");
+    this.order = new InOrder();
   }
 
   async finish(size: number): Promise<void> {
     this.size = size;
-    if (this.next !== size || this.held.size > 0) throw new IoError(`compared ${this.next} of ${size} bytes in order`);
+    if (!this.order.complete(size)) throw new IoError(`compared ${this.order.next} of ${size} bytes in order`);
   }
 
   async sha256(): Promise<string> {
-    return this.hash.digest("hex");
+    return this.order.sha256();
   }
 
   /** How many leading bytes of the download equal the source's. */
   identicalPrefix(): number {
     return Math.min(this.firstDiff, this.size, this.src.size);
+  }
+}
+
+/**
+ * Chunks that arrive in any order, released and hashed in offset order: early chunks wait (at most a
+ * window of them) until the gap before them is filled.
+ */
+class InOrder {
+  next = 0;
+  private readonly held = new Map<number, Buffer>();
+  private readonly hash = createHash("sha256");
+
+  /** Take a chunk; returns the chunks now in order (possibly none), already hashed. */
+  add(offset: number, data: Buffer): Buffer[] {
+    this.held.set(offset, data);
+    const ready: Buffer[] = [];
+    let d: Buffer | undefined;
+    while ((d = this.held.get(this.next)) !== undefined) {
+      this.held.delete(this.next);
+      this.hash.update(d);
+      this.next += d.length;
+      ready.push(d);
+      if (d.length === 0) break;
+    }
+    return ready;
+  }
+
+  complete(size: number): boolean {
+    return this.next === size && this.held.size === 0;
+  }
+
+  sha256(): string {
+    return this.hash.digest("hex");
   }
 }
