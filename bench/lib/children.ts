@@ -64,7 +64,9 @@ export async function startAgent(
   o: { ulimit?: boolean; count?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void; dir?: string } = {},
 ): Promise<AgentProcess> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), "remos-bench-dev-"));
-  const full = [MOS_JS, "device", "--dir", dir, "--quiet", ...args];
+  // BENCH_AGENT_NODE_ARGS profiles the agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const full = [...nodeArgs, MOS_JS, "device", "--dir", dir, "--quiet", ...args];
   const env = { ...process.env, NODE_OPTIONS: "", ...o.env };
   const a = o.ulimit
     ? await spawnAnnounced("sh", ["-c", `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$0" "$@"`, process.execPath, ...full], { ...o, env })
