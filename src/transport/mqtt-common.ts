@@ -6,11 +6,11 @@
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { type SecureContext, createSecureContext } from "node:tls";
-import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { type ConnectionOptions, type SecureContext, createSecureContext } from "node:tls";
 import { AbortedError, IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { TlsPeerInfo } from "../rpc/channel.js";
+import { ConnackError, MqttSession, type MqttSessionOptions } from "./mqtt-session.js";
 
 /**
  * Largest frame the remos MQTT channels carry, both ends: 256 KiB. Real firmware only accepts incoming
@@ -74,9 +74,9 @@ export function sharedSecureContext(t: MqttTls): SecureContext {
   return ctx;
 }
 
-/** The mqtt.js options that carry TLS (for mqtts and wss alike). */
-export function tlsClientOptions(t: MqttTls, host: string): Record<string, unknown> {
-  const o: Record<string, unknown> = {
+/** The Node TLS options of an MQTT connection (for mqtts and wss alike). */
+export function tlsClientOptions(t: MqttTls, host: string): ConnectionOptions {
+  const o: ConnectionOptions = {
     secureContext: sharedSecureContext(t),
     rejectUnauthorized: t.insecure !== true,
   };
@@ -128,11 +128,11 @@ const CONNACK_CAUSES: Record<number, string> = {
 export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): RemosError {
   if (e instanceof RemosError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
-  const code = (err as Error & { code?: unknown }).code;
-  if (typeof code === "number") {
-    const cause = CONNACK_CAUSES[code] ?? err.message;
-    return new TransportError(`${peer}: broker refused the connection, return code ${code} (${cause})`, { cause: err });
+  if (err instanceof ConnackError) {
+    const code = err.returnCode;
+    return new TransportError(`${peer}: broker refused the connection, return code ${code} (${CONNACK_CAUSES[code] ?? err.message})`, { cause: err });
   }
+  const code = (err as Error & { code?: unknown }).code;
   if (typeof code === "string") {
     const verify = VERIFY_CAUSES[code];
     if (verify) return new TlsError(`${peer}: ${verify} (${code})`, { cause: err });
@@ -162,57 +162,36 @@ export interface OpenOptions {
 }
 
 /**
- * Open one MQTT connection, with mqtt.js's own reconnect off. The semantics of `connectAsync(url, opts,
- * false)` — resolve on CONNACK, reject on an error or a close before it — but keeping hold of the client
- * so that the timeout and the AbortSignal can end it, and keeping the first socket error so the message
- * names the real cause instead of "Couldn't connect to server".
+ * Open one MQTT connection (mqtt-session.ts): resolve on an accepting CONNACK; reject, with a typed error
+ * that names the first cause (refused, TLS failure, CONNACK return code), on an error or a close before
+ * it, on the timeout (bounding TCP + TLS + CONNACK) or on the AbortSignal.
  */
-export function openMqtt(brokerUrl: string, opts: IClientOptions, o: OpenOptions): Promise<MqttClient> {
+export function openMqtt(opts: MqttSessionOptions, o: OpenOptions): Promise<MqttSession> {
   if (o.signal?.aborted) return Promise.reject(new AbortedError(`connecting to ${o.peer} aborted`));
-  return new Promise<MqttClient>((resolve, reject) => {
-    let firstError: unknown;
-    const client = mqtt.connect(brokerUrl, { ...opts, reconnectPeriod: 0, connectTimeout: o.timeoutMs });
-    const fail = (e: unknown): void => {
-      cleanup();
-      client.end(true);
-      reject(mapConnectError(e, o.peer, o.tlsUsed));
-    };
-    const onConnect = (): void => {
-      cleanup();
-      // mqtt.js leaves Nagle's algorithm on: every small publish then waits ~40 ms for an ACK on
-      // loopback (88 ms per call measured; 0.6 ms with it off). WebSocket streams have no such knob.
-      (client.stream as { setNoDelay?: (noDelay: boolean) => void } | undefined)?.setNoDelay?.(true);
-      resolve(client);
-    };
-    const onError = (e: Error): void => {
-      firstError ??= e;
-      fail(e);
-    };
-    const onClose = (): void => {
-      fail(firstError ?? new TransportError(`${o.peer}: connection closed before the broker accepted it`));
-    };
-    const onAbort = (): void => fail(new AbortedError(`connecting to ${o.peer} aborted`));
-    const timer = setTimeout(() => {
-      fail(firstError ?? new TransportError(`${o.peer}: no answer from the broker within ${o.timeoutMs} ms`));
-    }, o.timeoutMs);
-    // Socket-level errors that mqtt.js does not pass on (a TLS error when verification is off, a reset).
-    const onStreamError = (e: Error): void => {
-      firstError ??= e;
-    };
-    client.stream?.on("error", onStreamError);
-    function cleanup(): void {
+  return new Promise<MqttSession>((resolve, reject) => {
+    let session: MqttSession | undefined;
+    let done = false;
+    const finish = (e: unknown, s?: MqttSession): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
-      client.off("connect", onConnect);
-      client.off("error", onError);
-      client.off("close", onClose);
-      client.stream?.off("error", onStreamError);
       o.signal?.removeEventListener("abort", onAbort);
-    }
-    client.on("connect", onConnect);
-    client.on("error", onError);
-    client.on("close", onClose);
+      if (s) resolve(s);
+      else {
+        session?.destroy();
+        reject(mapConnectError(e, o.peer, o.tlsUsed));
+      }
+    };
+    const onAbort = (): void => finish(new AbortedError(`connecting to ${o.peer} aborted`));
+    const timer = setTimeout(() => {
+      finish(session?.error ?? new TransportError(`${o.peer}: no answer from the broker within ${o.timeoutMs} ms`));
+    }, o.timeoutMs);
     o.signal?.addEventListener("abort", onAbort, { once: true });
     debug("mqtt", "connecting", { broker: o.peer, clientId: opts.clientId });
+    MqttSession.connect(opts, (s) => (session = s)).then(
+      (s) => finish(undefined, s),
+      (e: unknown) => finish(e),
+    );
   });
 }
 
@@ -222,18 +201,9 @@ export function formatTopic(format: string, arg: string): string {
   return format.replace(/%(\.\*)?s/, () => arg);
 }
 
-/** End an mqtt.js client: politely (DISCONNECT after in-flight publishes), but within a second. */
-export async function endClient(client: MqttClient): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      client.stream?.destroy();
-      resolve();
-    }, 1000);
-    client.end(false, {}, () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
+/** End an MQTT connection: politely (DISCONNECT after in-flight publishes), but within about a second. */
+export async function endClient(client: MqttSession): Promise<void> {
+  await client.end(500);
 }
 
 /** Bound a promise; on expiry reject with a TransportError carrying `message`. */
@@ -254,9 +224,9 @@ export function withTimeout<T>(p: Promise<T>, ms: number, message: string): Prom
 }
 
 /** What the TLS socket under an MQTT connection tells about the broker (undefined when not TLS over TCP). */
-export function peerTls(client: MqttClient): TlsPeerInfo | undefined {
-  const s = client.stream as unknown as { getPeerCertificate?: () => Record<string, unknown>; authorized?: boolean; getProtocol?: () => string | null };
-  if (typeof s.getPeerCertificate !== "function") return undefined;
+export function peerTls(client: MqttSession): TlsPeerInfo | undefined {
+  const s = client.socket as unknown as { getPeerCertificate?: () => Record<string, unknown>; authorized?: boolean; getProtocol?: () => string | null } | undefined;
+  if (typeof s?.getPeerCertificate !== "function") return undefined;
   const cert = s.getPeerCertificate() as { subject?: { CN?: string }; issuer?: { CN?: string }; fingerprint256?: string; valid_to?: string };
   const info: TlsPeerInfo = { authorized: s.authorized === true };
   if (cert.subject?.CN) info.subjectCN = cert.subject.CN;

@@ -21,16 +21,17 @@
  *   `retryInitial` is set, in which case it resolves at once and keeps trying in the background.
  *
  * Scale (10,000 device ends in one process): TLS secure contexts are shared between devices with the same
- * certificates, there is no timer per device beyond mqtt.js's keepalive while connected (and one backoff
+ * certificates, there is no timer per device beyond the keepalive timer while connected (and one backoff
  * timer while disconnected), and each connection is a few small objects.
  */
-import type { IClientOptions, MqttClient } from "mqtt";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import type { Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, formatTopic, openMqtt, peerTls, tlsClientOptions, withTimeout } from "./mqtt-common.js";
+import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
+import { SUBACK_FAILURE } from "./mqtt-wire.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
 
 export interface MqttDeviceOptions {
@@ -140,18 +141,18 @@ function isDuplicate(state: DeviceState, key: string): boolean {
 
 /** One MQTT connection of a device end; the reconnect decorator makes the lasting channel out of these. */
 class MqttDeviceConnection extends BaseChannel {
-  readonly client: MqttClient;
+  readonly client: MqttSession;
   private readonly state: DeviceState;
   private linkError: Error | undefined;
 
-  constructor(client: MqttClient, state: DeviceState) {
+  constructor(client: MqttSession, state: DeviceState) {
     super({ type: "MQTT", peer: state.broker.peer, maxFrameSize: MQTT_MAX_FRAME_SIZE });
     this.client = client;
     this.state = state;
     const tls = peerTls(client);
     if (tls) this.info.tls = tls;
     client.on("message", (topic, payload) => {
-      // A message listener that throws would take the whole agent down with mqtt.js's stream: whatever
+      // A message listener that throws would take the whole agent down with the connection: whatever
       // arrives, the device drops it and keeps answering.
       try {
         this.onMessage(topic, payload);
@@ -219,9 +220,9 @@ class MqttDeviceConnection extends BaseChannel {
     const topic = formatTopic(this.state.pubTopic, dst);
     debug("mqtt", "publish", { topic, qos: this.state.qos, bytes: Buffer.byteLength(text) });
     try {
-      await this.client.publishAsync(topic, text, { qos: this.state.qos, retain: false });
+      await this.client.publish(topic, text, this.state.qos);
     } catch (e) {
-      if (this.closed || this.client.disconnecting || !this.client.connected) {
+      if (this.closed || !this.client.connected) {
         throw new ChannelClosedError(`MQTT link to ${this.info.peer} dropped`, { cause: e });
       }
       throw new TransportError(`publishing to ${topic} failed: ${errorMessage(e)}`, { cause: e });
@@ -250,31 +251,28 @@ export async function startMqttDevice(o: MqttDeviceOptions): Promise<MqttDeviceL
     recentNext: 0,
   };
   const timeoutMs = o.connectTimeoutMs ?? 30_000;
-  const ws = broker.url.startsWith("ws");
   const tls: MqttTls = { ...(o.tls ?? {}) };
-  const tlsOpts = broker.secure ? tlsClientOptions(tls, broker.host) : undefined;
-  const opts: IClientOptions = {
+  const opts: MqttSessionOptions = {
+    url: broker.url,
     clientId: o.clientId,
-    protocolVersion: 4,
     clean: o.cleanSession ?? true,
     keepalive: o.keepAliveSec ?? 60,
-    resubscribe: false,
     ...(o.user !== undefined ? { username: o.user } : {}),
     ...(o.pass !== undefined ? { password: o.pass } : {}),
     ...(o.will ? { will: { topic: o.will.topic, payload: Buffer.from(o.will.payload), qos: o.qos ?? 1, retain: o.will.retain ?? false } } : {}),
-    ...(tlsOpts ? (ws ? { wsOptions: tlsOpts } : tlsOpts) : {}),
+    ...(broker.secure ? { tls: tlsClientOptions(tls, broker.host) } : {}),
   };
   const topics = [state.subTopic, ...(o.subWildcard === false ? [] : [`${state.subTopic}/#`])];
 
   const open = async (signal: AbortSignal): Promise<Channel> => {
     const deadline = Date.now() + timeoutMs;
-    const client = await openMqtt(broker.url, opts, { timeoutMs, signal, peer: broker.peer, tlsUsed: broker.secure });
+    const client = await openMqtt(opts, { timeoutMs, signal, peer: broker.peer, tlsUsed: broker.secure });
     const conn = new MqttDeviceConnection(client, state);
     try {
       debug("mqtt", "subscribe", { clientId: o.clientId, topics, qos: 1 });
       const left = Math.max(1, deadline - Date.now());
-      const granted = await withTimeout(client.subscribeAsync(topics, { qos: 1 }), left, `${broker.peer}: no SUBACK within ${timeoutMs} ms of connecting`);
-      const refused = granted.filter((g) => g.qos === 128).map((g) => g.topic);
+      const granted = await withTimeout(client.subscribe(topics, 1), left, `${broker.peer}: no SUBACK within ${timeoutMs} ms of connecting`);
+      const refused = topics.filter((_t, i) => granted[i] === SUBACK_FAILURE);
       if (refused.length) throw new TransportError(`${broker.peer}: the broker refused the subscription to ${refused.join(", ")} (not authorized?)`);
     } catch (e) {
       await conn.close();
@@ -308,7 +306,7 @@ export async function startMqttDevice(o: MqttDeviceOptions): Promise<MqttDeviceL
       const link = channel.link as MqttDeviceConnection | undefined;
       if (!link) throw new TransportError(`MQTT link to ${broker.peer} is down`);
       debug("mqtt", "publish", { topic, qos, bytes: Buffer.byteLength(payload) });
-      await link.client.publishAsync(topic, payload, { qos, retain: false });
+      await link.client.publish(topic, payload, qos);
     },
     get connected() {
       return channel.state === "connected";

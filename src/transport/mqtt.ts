@@ -28,12 +28,13 @@
  * `--verbose` (debug area "mqtt") traces the topics subscribed and published to.
  */
 import { X509Certificate, randomInt } from "node:crypto";
-import type { IClientOptions, MqttClient } from "mqtt";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import { type Frame, encodeFrame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, peerTls, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
+import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
+import { SUBACK_FAILURE } from "./mqtt-wire.js";
 import type { ConnectOptions, TlsFileOptions } from "./options.js";
 
 export { startMqttDevice, type MqttDeviceLink, type MqttDeviceOptions } from "./mqtt-device.js";
@@ -44,7 +45,7 @@ export const MQTT_SCHEMES = ["mqtt", "mqtts", "mqtt+ws", "mqtt+wss"];
 
 /** The parts of an MQTT port URL. */
 export interface MqttPort {
-  /** The URL mqtt.js connects to: `mqtt://h:p`, `mqtts://h:p`, `ws://h:p/path`, `wss://h:p/path`. */
+  /** The URL the MQTT session connects to: `mqtt://h:p`, `mqtts://h:p`, `ws://h:p/path`, `wss://h:p/path`. */
   brokerUrl: string;
   /** The broker without credentials, for messages and `info.peer`. */
   peer: string;
@@ -104,11 +105,9 @@ export function resolveTls(t: TlsFileOptions | undefined, port: number, ws: bool
   return out;
 }
 
-/** mqtt.js options for TLS over either TCP (mqtts) or WebSocket (wss). */
-export function tlsFor(p: MqttPort, tls: MqttTls, ws: boolean): Partial<IClientOptions> {
-  if (!p.secure) return {};
-  const t = tlsClientOptions(tls, p.host);
-  return ws ? ({ wsOptions: t } as Partial<IClientOptions>) : (t as Partial<IClientOptions>);
+/** Session options for TLS over either TCP (mqtts) or WebSocket (wss). */
+export function tlsFor(p: MqttPort, tls: MqttTls): Partial<MqttSessionOptions> {
+  return p.secure ? { tls: tlsClientOptions(tls, p.host) } : {};
 }
 
 /**
@@ -134,12 +133,12 @@ export class MqttClientChannel extends BaseChannel {
   readonly clientId: string;
   /** The `src` of every frame sent: `DEVICE_ID/rpc-resp/<clientId>`. */
   readonly src: string;
-  private readonly client: MqttClient;
+  private readonly client: MqttSession;
   private readonly requestTopic: string;
   private readonly replyTopic: string;
   private linkError: Error | undefined;
 
-  private constructor(client: MqttClient, p: MqttPort, clientId: string) {
+  private constructor(client: MqttSession, p: MqttPort, clientId: string) {
     super({ type: "MQTT", peer: p.peer, maxFrameSize: MQTT_MAX_FRAME_SIZE });
     this.client = client;
     this.deviceId = p.deviceId;
@@ -193,7 +192,7 @@ export class MqttClientChannel extends BaseChannel {
   protected async sendText(text: string): Promise<void> {
     debug("mqtt", "publish", { topic: this.requestTopic, qos: 1, bytes: Buffer.byteLength(text) });
     try {
-      await this.client.publishAsync(this.requestTopic, text, { qos: 1, retain: false });
+      await this.client.publish(this.requestTopic, text, 1);
     } catch (e) {
       if (this.closed) throw new ChannelClosedError(`MQTT channel to ${this.info.peer} is closed`, { cause: e });
       throw new TransportError(`publishing to ${this.requestTopic} failed: ${errorMessage(e)}`, { cause: e });
@@ -216,23 +215,23 @@ export class MqttClientChannel extends BaseChannel {
 export async function openOperatorClient(
   url: URL,
   options: ConnectOptions,
-): Promise<{ client: MqttClient; p: MqttPort; clientId: string; deadline: number }> {
+): Promise<{ client: MqttSession; p: MqttPort; clientId: string; deadline: number }> {
   const p = parseMqttPort(url);
   const ws = p.brokerUrl.startsWith("ws");
   const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
   const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
-  const opts: IClientOptions = {
+  const opts: MqttSessionOptions = {
+    url: p.brokerUrl,
     clientId,
-    protocolVersion: 4,
     clean: true,
     keepalive: 60,
     ...(p.username !== undefined ? { username: p.username } : {}),
     ...(p.password !== undefined ? { password: p.password } : {}),
-    ...tlsFor(p, tls, ws),
+    ...tlsFor(p, tls),
   };
-  const client = await openMqtt(p.brokerUrl, opts, {
+  const client = await openMqtt(opts, {
     timeoutMs,
     peer: p.peer,
     tlsUsed: p.secure,
@@ -242,11 +241,11 @@ export async function openOperatorClient(
 }
 
 /** Subscribe before `deadline`; a refused or unanswered SUBSCRIBE is a TransportError naming the topic. */
-export async function subscribeOrFail(client: MqttClient, topic: string, qos: 0 | 1, deadline: number, peer: string): Promise<void> {
+export async function subscribeOrFail(client: MqttSession, topic: string, qos: 0 | 1, deadline: number, peer: string): Promise<void> {
   debug("mqtt", "subscribe", { topic, qos });
   try {
-    const granted = await withTimeout(client.subscribeAsync(topic, { qos }), Math.max(1, deadline - Date.now()), `${peer}: no SUBACK in time`);
-    if (granted.some((g) => g.qos === 128)) throw new TransportError(`${peer}: the broker refused the subscription to ${topic} (not authorized?)`);
+    const granted = await withTimeout(client.subscribe(topic, qos), Math.max(1, deadline - Date.now()), `${peer}: no SUBACK in time`);
+    if (granted.some((g) => g === SUBACK_FAILURE)) throw new TransportError(`${peer}: the broker refused the subscription to ${topic} (not authorized?)`);
   } catch (e) {
     throw e instanceof TransportError ? e : new TransportError(`${peer}: subscribing ${topic} failed: ${errorMessage(e)}`, { cause: e });
   }
