@@ -358,6 +358,7 @@ export function decodePacket(first: number, body: Buffer): Packet {
         if (g > 2 && g !== SUBACK_FAILURE) throw new MqttProtocolError(`SUBACK: granted QoS ${g}`);
         p.granted.push(g);
       }
+      if (p.granted.length === 0) throw new MqttProtocolError("SUBACK without return codes");
       return p;
     }
     case 10: {
