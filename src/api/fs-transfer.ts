@@ -17,7 +17,8 @@ import { type ByteSource, hashPrefix, isByteSource, memorySource } from "./byte-
 import { defaultChunkSize, defaultWindow } from "./capabilities.js";
 import type { DeviceCore } from "./core.js";
 import { CompareSink, type GetSink } from "./sinks.js";
-import { type TransferTuning, chunksOf, fromBase64, pumpChunks, toBase64, withAttempts } from "./transfer.js";
+import { Base64Text } from "../rpc/frame.js";
+import { type TransferTuning, chunksOf, fromBase64, pumpChunks, withAttempts } from "./transfer.js";
 
 /** The result of the remos method `FS.Sha256 {filename, offset?, len?}`. */
 export interface FsSha256Result {
@@ -170,8 +171,9 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
   const callOpts = { timeout: t.timeout, signal: o.signal };
   const putChunk = async (offset: number, length: number): Promise<unknown> => {
     const bytes = await src.read(offset, length);
-    // append as mos; with offset > 0 the firmware opens "r+" and seeks anyway
-    const params: Record<string, unknown> = { filename, offset, data: toBase64(bytes), append: offset > 0 };
+    // append as mos; with offset > 0 the firmware opens "r+" and seeks anyway. Base64Text: the frame
+    // encoder splices the base64 in instead of JSON-escaping a copy of it.
+    const params: Record<string, unknown> = { filename, offset, data: Base64Text.of(bytes), append: offset > 0 };
     return core.call("FS.Put", params, callOpts);
   };
 

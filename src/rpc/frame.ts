@@ -95,6 +95,10 @@ export interface DecodedFrame {
  * non-numeric error.code. Unknown keys are ignored, as the firmware does.
  */
 export function decodeFrame(text: string): DecodedFrame {
+  if (text.length >= 2 * BIG_DATA_CHARS) {
+    const fast = decodeWithBigData(text);
+    if (fast !== undefined) return fast;
+  }
   let obj: unknown;
   try {
     obj = JSON.parse(text);
@@ -107,6 +111,49 @@ export function decodeFrame(text: string): DecodedFrame {
     }
   }
   return fromObject(obj, text);
+}
+
+/** A `data` string at least this long is cut out of the text instead of being parsed (see decodeWithBigData). */
+const BIG_DATA_CHARS = 16 * 1024;
+/** Stands in for a cut-out string while the rest of the frame is parsed; random so no peer can forge it. */
+const DATA_PLACEHOLDER = `remos-data-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+
+/**
+ * The fast path for frames that carry file bytes (`params.data` of FS.Put, `result.data` of FS.Get, OTA
+ * chunks: hundreds of KB of base64): JSON.parse would scan the string and copy it into a new string; here
+ * it is cut out of the text (a slice shares the text's characters), the small rest is parsed with a
+ * placeholder in its place, and the slice is put back. Used only when that is provably the same value:
+ * the string has no backslash (no escapes to undo) and the placeholder came back as `params.data` or
+ * `result.data`. Else undefined (the caller parses the whole text). One leniency against JSON.parse: a raw
+ * control character inside such a string is not refused here (base64 checks refuse it later).
+ */
+function decodeWithBigData(text: string): DecodedFrame | undefined {
+  const key = text.indexOf('"data":');
+  if (key < 0) return undefined;
+  let open = key + 7;
+  while (text.charCodeAt(open) === 0x20) open++;
+  if (text.charCodeAt(open) !== 0x22 /* " */) return undefined;
+  const start = open + 1;
+  const end = text.indexOf('"', start);
+  if (end - start < BIG_DATA_CHARS) return undefined; // also: no closing quote (end = -1)
+  const backslash = text.indexOf("\\", start);
+  if (backslash >= 0 && backslash < end) return undefined;
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text.slice(0, start) + DATA_PLACEHOLDER + text.slice(end));
+  } catch {
+    return undefined;
+  }
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) return undefined;
+  const o = obj as Record<string, unknown>;
+  for (const k of ["params", "args", "result"]) {
+    const holder = o[k];
+    if (holder !== null && typeof holder === "object" && !Array.isArray(holder) && (holder as Record<string, unknown>).data === DATA_PLACEHOLDER) {
+      (holder as Record<string, unknown>).data = text.slice(start, end);
+      return fromObject(o, text);
+    }
+  }
+  return undefined;
 }
 
 /** Validate an already-parsed value as a frame (see decodeFrame). */
@@ -215,9 +262,57 @@ function ordered(f: Frame): Record<string, unknown> {
   return o;
 }
 
+/**
+ * Bytes as base64 text for a frame field (FS.Put `data`, FS.Get `data`): encodeFrame splices the text into
+ * the frame as it is, where JSON.stringify would scan it for characters to escape and copy it (base64 has
+ * none). Anything else that serialises it (JSON.stringify, logs) sees the plain string through toJSON.
+ * Only made from bytes, so its text is always base64 (standard alphabet, `=` padding).
+ */
+export class Base64Text {
+  readonly text: string;
+  private constructor(text: string) {
+    this.text = text;
+  }
+  static of(bytes: Uint8Array): Base64Text {
+    return new Base64Text(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"));
+  }
+  toJSON(): string {
+    return this.text;
+  }
+}
+
+/** Stands in for a Base64Text while the rest of the frame is stringified; random, and checked to be unique. */
+const SPLICE_MARK = `remos-b64-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+/** The mark as it appears in JSON text (quoted). */
+const SPLICE_PLACEHOLDER = JSON.stringify(SPLICE_MARK);
+
+/**
+ * The frame's text with its one Base64Text value (a direct field of `params`, `result` or `args`) spliced
+ * in after stringifying the rest; undefined when the frame has none, more than one, or the placeholder is
+ * not unique in the text (then JSON.stringify serialises it through toJSON).
+ */
+function encodeSpliced(f: Frame): string | undefined {
+  let found: { field: "params" | "result" | "args"; key: string; value: Base64Text } | undefined;
+  for (const field of ["params", "result", "args"] as const) {
+    const holder = f[field];
+    if (holder === null || typeof holder !== "object" || Array.isArray(holder) || holder instanceof Base64Text) continue;
+    for (const [key, value] of Object.entries(holder as Record<string, unknown>)) {
+      if (!(value instanceof Base64Text)) continue;
+      if (found !== undefined) return undefined;
+      found = { field, key, value };
+    }
+  }
+  if (found === undefined) return undefined;
+  const holder = { ...(f[found.field] as Record<string, unknown>), [found.key]: SPLICE_MARK };
+  const text = JSON.stringify(ordered({ ...f, [found.field]: holder }));
+  const at = text.indexOf(SPLICE_PLACEHOLDER);
+  if (at < 0 || text.indexOf(SPLICE_PLACEHOLDER, at + 1) >= 0) return undefined;
+  return text.slice(0, at) + '"' + found.value.text + '"' + text.slice(at + SPLICE_PLACEHOLDER.length);
+}
+
 /** Encode a frame as compact JSON text (UTF-8 characters unescaped; see `toAscii` for UART). */
 export function encodeFrame(f: Frame): string {
-  const text = JSON.stringify(ordered(f));
+  const text = encodeSpliced(f) ?? JSON.stringify(ordered(f));
   // A digits-only id beyond 2^53 goes back as the bare number it came as (spec §1.3), not as a string.
   if (typeof f.id === "string" && f.method === undefined && f.id.length > 15 && /^[0-9]+$/.test(f.id)) {
     return text.replace(/^(\{(?:"v":[^,]*,)?"id":)"([0-9]+)"/, "$1$2");
