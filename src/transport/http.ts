@@ -15,7 +15,7 @@
  * The device end (`listenHttp`) is in http-device.ts.
  */
 import http from "node:http";
-import https from "node:https";
+import type * as HttpsModule from "node:https";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import {
@@ -50,6 +50,12 @@ export const HTTP_MAX_SOCKETS = 32;
  * that never answers (e.g. a frame it dropped for a wrong `dst`) can hold. Longer than any RPC timeout.
  */
 export const HTTP_IDLE_TIMEOUT_MS = 10 * 60_000;
+
+/**
+ * node:https (and with it node:tls) is imported by `connect` for the first https:// URL only, so a plain
+ * http:// call never loads TLS (CLI cold start). Channels are only made by `connect`, after that import.
+ */
+let https: typeof HttpsModule;
 
 interface HttpAnswer {
   status: number;
@@ -260,5 +266,6 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
     throw new UsageError(`not an http:// or https:// URL: ${url.protocol}//${url.host}${url.pathname}`);
   }
   if (options.signal?.aborted) throw new AbortedError("connect aborted");
+  if (url.protocol === "https:") https ??= await import("node:https");
   return new HttpClientChannel(url, options);
 }

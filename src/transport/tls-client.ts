@@ -6,11 +6,19 @@
  * has expired", "hostname mismatch"...). Also reads the peer-certificate summary for `ChannelInfo.tls`.
  */
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { isIP } from "node:net";
-import { type ConnectionOptions, type TLSSocket, checkServerIdentity } from "node:tls";
+import type * as TlsModule from "node:tls";
+import type { ConnectionOptions, TLSSocket } from "node:tls";
 import { IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
 import type { TlsPeerInfo } from "../rpc/channel.js";
 import type { TlsFileOptions } from "./options.js";
+
+/**
+ * node:tls is required only inside the server-name check (which runs during a handshake, when TLS is
+ * loaded anyway): importing this module for its error mapping (plain http://, ws://) does not load TLS.
+ */
+const nodeRequire = createRequire(import.meta.url);
 
 function readPem(path: string, what: string): Buffer {
   try {
@@ -33,7 +41,7 @@ export function clientTlsOptions(tls: TlsFileOptions | undefined, host: string):
   if (servername && isIP(servername) === 0) o.servername = servername;
   if (tls?.servername) {
     const name = tls.servername;
-    o.checkServerIdentity = (_host, cert) => checkServerIdentity(name, cert);
+    o.checkServerIdentity = (_host, cert) => (nodeRequire("node:tls") as typeof TlsModule).checkServerIdentity(name, cert);
   }
   if (tls?.caFile) o.ca = readPem(tls.caFile, "CA certificate");
   else if (tls?.ca !== undefined) o.ca = tls.ca;
