@@ -64,9 +64,7 @@ export async function startAgent(
   o: { ulimit?: boolean; count?: number; timeoutMs?: number; env?: NodeJS.ProcessEnv; onLine?: (line: string) => void; dir?: string } = {},
 ): Promise<AgentProcess> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), "remos-bench-dev-"));
-  // BENCH_AGENT_NODE_ARGS profiles the agents, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-  const nodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? "").split(" ").filter(Boolean);
-  const full = [...nodeArgs, MOS_JS, "device", "--dir", dir, "--quiet", ...args];
+  const full = [...childNodeArgs(), MOS_JS, "device", "--dir", dir, "--quiet", ...args];
   const env = { ...process.env, NODE_OPTIONS: "", ...o.env };
   const a = o.ulimit
     ? await spawnAnnounced("sh", ["-c", `ulimit -n 65536 2>/dev/null || ulimit -n $(ulimit -Hn); exec "$0" "$@"`, process.execPath, ...full], { ...o, env })
@@ -84,9 +82,14 @@ export async function startAgent(
   };
 }
 
+/** BENCH_CHILD_NODE_ARGS: node flags for the agents and echo servers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof". */
+function childNodeArgs(): string[] {
+  return (process.env.BENCH_CHILD_NODE_ARGS ?? "").split(" ").filter(Boolean);
+}
+
 /** A raw echo server process (bench/lib/echo-server.ts) and what it announced. */
-export async function startEcho(kind: string, arg?: string): Promise<{ info: { port?: number }; stop: () => Promise<void> }> {
-  const a = await spawnAnnounced(process.execPath, ["--import", "tsx", join(ROOT, "bench", "lib", "echo-server.ts"), kind, ...(arg ? [arg] : [])], { timeoutMs: 20_000 });
+export async function startEcho(kind: string, arg?: string): Promise<{ info: { port?: number }; pid: number; stop: () => Promise<void> }> {
+  const a = await spawnAnnounced(process.execPath, [...childNodeArgs(), "--import", "tsx", join(ROOT, "bench", "lib", "echo-server.ts"), kind, ...(arg ? [arg] : [])], { timeoutMs: 20_000 });
   const info = JSON.parse(a.lines[0].replace(/^READY /, "")) as { port?: number };
-  return { info, stop: a.stop };
+  return { info, pid: a.proc.pid ?? 0, stop: a.stop };
 }

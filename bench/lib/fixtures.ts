@@ -21,6 +21,8 @@ export interface TransportFixture {
   kind: TransportKind;
   device: Device;
   raw: RawLink;
+  /** The far ends' process ids (agent, echo server): for CPU accounting and profiling. */
+  pids: { agent: number; echo: number };
   stop(): Promise<void>;
 }
 
@@ -52,35 +54,42 @@ export async function setupTransport(kind: TransportKind, o: { rttMs?: number } 
     };
     let device: Device;
     let raw: RawLink;
+    const pids = { agent: 0, echo: 0 };
     if (kind === "serial") {
       if (oneWay) throw new Error("no delayed serial link (a pty is not TCP)");
       const devPty = await startPtyPair();
       stops.push(devPty.stop);
       const agent = await startAgent(["--serial", devPty.b, "--http-listen", "off"]);
       stops.push(agent.stop);
+      pids.agent = agent.proc.pid ?? 0;
       device = await connect(devPty.a, { noPacing: true, timeoutMs: 30_000 });
       const rawPty = await startPtyPair();
       stops.push(rawPty.stop);
       const echo = await startEcho("serial", rawPty.b);
       stops.push(echo.stop);
+      pids.echo = echo.pid;
       raw = await rawSerial(rawPty.a);
     } else if (kind === "mqtt") {
       const broker = await startBroker();
       stops.push(broker.stop);
       const agent = await startAgent(["--http-listen", "off", "--set", "mqtt.enable=true", "--set", `mqtt.server=127.0.0.1:${broker.port}`]);
       stops.push(agent.stop);
+      pids.agent = agent.proc.pid ?? 0;
       const port = await via(broker.port);
       device = await connect(`mqtt://127.0.0.1:${port}/${agent.id}`, { timeoutMs: 30_000 });
       const echo = await startEcho("mqtt", broker.url);
       stops.push(echo.stop);
+      pids.echo = echo.pid;
       raw = await rawMqtt(`mqtt://127.0.0.1:${port}`, `t${process.pid}`);
     } else {
       const agent = await startAgent(["--http-listen", "127.0.0.1:0"]);
       stops.push(agent.stop);
+      pids.agent = agent.proc.pid ?? 0;
       const devPort = await via(Number(new URL(agent.url).port));
       device = await connect(`${kind}://127.0.0.1:${devPort}/rpc`, { timeoutMs: 30_000 });
       const echo = await startEcho(kind);
       stops.push(echo.stop);
+      pids.echo = echo.pid;
       const rawPort = await via(echo.info.port as number);
       raw = kind === "http" ? rawHttp(rawPort) : await rawWs(rawPort);
     }
@@ -89,7 +98,7 @@ export async function setupTransport(kind: TransportKind, o: { rttMs?: number } 
     stops.push(() => dev.close());
     stops.push(() => link.close());
     await waitReady(dev);
-    return { kind, device: dev, raw: link, stop: stopAll };
+    return { kind, device: dev, raw: link, pids, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;

@@ -1,5 +1,6 @@
 /**
- * RpcClient: calls over one channel with many in flight, matched by normalised id (spec §1.3); per-call
+ * RpcClient: calls over one channel with many in flight, matched by id (spec §1.3: ids in mos's range,
+ * sequential from a random base; a digit-string echo matches its number); per-call
  * timeout and AbortSignal; in-frame digest retry on a 401 challenge (spec §4.3); every pending call fails
  * promptly with ChannelClosedError when the channel closes.
  *
@@ -18,7 +19,7 @@ import {
 import { debug } from "../log.js";
 import type { Channel } from "./channel.js";
 import { type Credentials, frameAuthFor, parseFrameChallenge } from "./digest.js";
-import { type DecodedFrame, type Frame, newRequestId, normaliseId } from "./frame.js";
+import { type DecodedFrame, type Frame, type FrameId, ID_MIN } from "./frame.js";
 
 export interface RpcClientOptions {
   /** `src` of requests (mos uses "mos"). Channels that route by src (MQTT) override it. */
@@ -49,23 +50,33 @@ export interface Notification {
 }
 
 interface Pending {
+  /** The request id (a number this client made: idBase + sequence). */
+  id: number;
   method: string;
   frame: Frame;
   resolve: (value: unknown) => void;
   reject: (e: Error) => void;
   authTried: boolean;
-  cleanup: () => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
+
+/** Ids are sequential from a random base, so the pending table is a ring indexed by sequence. */
+const SEQ_LIMIT = 2 ** 31;
 
 export class RpcClient {
   readonly channel: Channel;
   private readonly options: RpcClientOptions;
   /**
-   * Calls waiting for an answer, by normalised id. A null-prototype object, not a Map: a long-lived Map
-   * with an add and a delete per call reallocates its table over and over, and V8 promotes the tables and
-   * their entries (a mark-compact every ~0.5 s at 64 calls in flight).
+   * Calls waiting for an answer in a ring of slots indexed by the id's sequence number (id - idBase,
+   * modulo its size; it doubles when half full). Ids stay in mos's range [2^40, 2^41) and
+   * unique per client; matching costs an index and a compare, with no per-call table entry to allocate.
    */
-  private pending: Record<string, Pending> = Object.create(null) as Record<string, Pending>;
+  private slots: (Pending | undefined)[] = new Array<Pending | undefined>(64);
+  private mask = 63;
+  private readonly idBase = ID_MIN + Math.floor(Math.random() * (ID_MIN - SEQ_LIMIT));
+  private seq = 0;
   private pendingCount = 0;
   private readonly notificationListeners = new Set<(n: Notification) => void>();
   private readonly offFrame: () => void;
@@ -93,8 +104,9 @@ export class RpcClient {
   call<R = unknown>(method: string, params?: unknown, options: CallOptions = {}): Promise<R> {
     const timeoutMs = options.timeout ?? this.options.timeoutMs ?? 20_000;
     if (this.channel.closed) return Promise.reject(new ChannelClosedError());
-    if (options.signal?.aborted) return Promise.reject(new AbortedError(`${method} aborted`));
-    const id = newRequestId();
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(new AbortedError(`${method} aborted`));
+    const id = this.nextId();
     const frame: Frame = {};
     if (this.options.src !== undefined) frame.src = this.options.src;
     const dst = options.dst ?? this.options.dst;
@@ -105,33 +117,28 @@ export class RpcClient {
       if (this.options.compatArgs) frame.args = params;
       else frame.params = params;
     }
-    const key = normaliseId(id);
     return new Promise<R>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = (): void => {
-        this.settle(key)?.reject(new AbortedError(`${method} aborted`));
-      };
       const p: Pending = {
+        id,
         method,
         frame,
         resolve: resolve as (v: unknown) => void,
         reject,
         authTried: false,
-        cleanup: () => {
-          if (timer) clearTimeout(timer);
-          options.signal?.removeEventListener("abort", onAbort);
-        },
+        timer: undefined,
+        signal,
+        onAbort: undefined,
       };
-      this.pending[key] = p;
-      this.pendingCount++;
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          this.settle(key)?.reject(new TimeoutError(`${method}: no answer within ${timeoutMs} ms`, timeoutMs));
-        }, timeoutMs);
+      this.insert(p);
+      if (timeoutMs > 0) p.timer = setTimeout(RpcClient.timeoutFired, timeoutMs, this, p, timeoutMs);
+      if (signal) {
+        p.onAbort = (): void => {
+          if (this.take(id) === p) reject(new AbortedError(`${method} aborted`));
+        };
+        signal.addEventListener("abort", p.onAbort, { once: true });
       }
-      options.signal?.addEventListener("abort", onAbort, { once: true });
       this.channel.send(frame).catch((e: unknown) => {
-        this.settle(key)?.reject(e instanceof Error ? e : new Error(String(e)));
+        if (this.take(id) === p) reject(e instanceof Error ? e : new Error(String(e)));
       });
     });
   }
@@ -164,17 +171,56 @@ export class RpcClient {
     await this.channel.close();
   }
 
-  private settle(key: string): Pending | undefined {
-    const p = this.pending[key];
-    if (!p) return undefined;
-    delete this.pending[key];
-    if (--this.pendingCount === 0) this.pending = Object.create(null) as Record<string, Pending>;
-    p.cleanup();
+  /** The next id whose slot is free (a call that never ends only makes later ids skip its slot). */
+  private nextId(): number {
+    if (this.pendingCount * 2 >= this.mask + 1) this.grow();
+    for (;;) {
+      if (this.seq >= SEQ_LIMIT) this.seq = 0;
+      const seq = this.seq++;
+      if (this.slots[seq & this.mask] === undefined) return this.idBase + seq;
+    }
+  }
+
+  private insert(p: Pending): void {
+    this.slots[(p.id - this.idBase) & this.mask] = p;
+    this.pendingCount++;
+  }
+
+  /** Double the ring (kept at most half full) and re-place every pending call. */
+  private grow(): void {
+    const old = this.slots;
+    this.mask = this.mask * 2 + 1;
+    this.slots = new Array<Pending | undefined>(this.mask + 1);
+    for (const p of old) if (p) this.slots[(p.id - this.idBase) & this.mask] = p;
+  }
+
+  /** setTimeout callback with its arguments passed through (no closure per call). */
+  private static timeoutFired(client: RpcClient, p: Pending, timeoutMs: number): void {
+    if (client.take(p.id) === p) p.reject(new TimeoutError(`${p.method}: no answer within ${timeoutMs} ms`, timeoutMs));
+  }
+
+  /** The pending call with this id, removed from the table with its timer and abort listener; else undefined. */
+  private take(id: number): Pending | undefined {
+    const seq = id - this.idBase;
+    if (!(seq >= 0 && seq < SEQ_LIMIT)) return undefined;
+    const i = seq & this.mask;
+    const p = this.slots[i];
+    if (p === undefined || p.id !== id) return undefined;
+    this.slots[i] = undefined;
+    this.pendingCount--;
+    if (p.timer) clearTimeout(p.timer);
+    if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
     return p;
   }
 
   private failAll(e: RemosError): void {
-    for (const key of Object.keys(this.pending)) this.settle(key)?.reject(e);
+    for (const p of this.slots) if (p && this.take(p.id) === p) p.reject(e);
+  }
+
+  /** A response's id as this client's number: ids come back as numbers, or as digit strings from some peers. */
+  private static idOf(id: FrameId): number | undefined {
+    if (typeof id === "number") return id;
+    return /^[0-9]{1,16}$/.test(id) ? Number(id) : undefined;
   }
 
   private onFrame({ frame }: DecodedFrame): void {
@@ -186,16 +232,16 @@ export class RpcClient {
       debug("rpc", "response without id dropped");
       return;
     }
-    const key = normaliseId(frame.id);
-    const p = this.pending[key];
+    const id = RpcClient.idOf(frame.id);
+    const p = id === undefined ? undefined : this.peek(id);
     if (!p) {
       debug("rpc", "response with unknown id dropped", { id: frame.id });
       return;
     }
     const err = frame.error;
     if (err && err.code !== 0) {
-      if (err.code === 401 && this.retryWithAuth(key, p, err.message)) return;
-      this.settle(key);
+      if (err.code === 401 && this.retryWithAuth(p, err.message)) return;
+      this.take(p.id);
       const message = err.message ?? "";
       if (err.code === 401) {
         p.reject(
@@ -210,12 +256,17 @@ export class RpcClient {
       }
       return;
     }
-    this.settle(key);
+    this.take(p.id);
     p.resolve(frame.result === undefined ? null : frame.result);
   }
 
+  private peek(id: number): Pending | undefined {
+    const p = this.slots[(id - this.idBase) & this.mask];
+    return p !== undefined && p.id === id ? p : undefined;
+  }
+
   /** On a digest challenge, resend the same request (same id) with an `auth` object, once. */
-  private retryWithAuth(key: string, p: Pending, message: string | undefined): boolean {
+  private retryWithAuth(p: Pending, message: string | undefined): boolean {
     const creds = this.options.credentials;
     if (!creds || p.authTried) return false;
     const challenge = parseFrameChallenge(message);
@@ -225,7 +276,7 @@ export class RpcClient {
     p.authTried = true;
     const frame: Frame = { ...p.frame, auth };
     this.channel.send(frame).catch((e: unknown) => {
-      this.settle(key)?.reject(e instanceof Error ? e : new Error(errorMessage(e)));
+      if (this.take(p.id) === p) p.reject(e instanceof Error ? e : new Error(errorMessage(e)));
     });
     return true;
   }

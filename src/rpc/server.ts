@@ -226,18 +226,7 @@ export class RpcServer {
       debug("rpc", "Wrong dst: frame dropped", { dst: req.dst, method: req.method });
       return;
     }
-    let ownSignal: AbortSignal | undefined;
-    const ctx: RequestContext = {
-      method: req.method,
-      frame: req,
-      channel: channel.info,
-      get signal(): AbortSignal {
-        if (typeof signal === "function") return signal();
-        return signal ?? (ownSignal ??= new AbortController().signal);
-      },
-      sendOnChannel: (f) => channel.send(f),
-    };
-    if (channel.info.user !== undefined) ctx.user = channel.info.user;
+    const ctx = new Context(req, channel, signal);
     let result: unknown;
     let error: { code: number; message?: string } | undefined;
     try {
@@ -272,19 +261,48 @@ export class RpcServer {
     if (req.tag !== undefined) reply.tag = req.tag;
     if (error) reply.error = error;
     else reply.result = result === undefined ? null : result;
-    try {
-      await channel.send(reply);
-    } catch (e) {
-      debug("rpc", "reply could not be sent", { method: req.method, error: errorMessage(e) });
-      if (!error && !channel.closed) {
-        // e.g. the result is bigger than the channel carries: tell the caller instead of going silent
-        try {
-          await channel.send({ ...reply, result: undefined, error: { code: 500, message: errorMessage(e) } });
-        } catch {
-          // nothing more to do
-        }
-      }
-    }
+    // not awaited: the dispatch is done once the reply is handed to the channel
+    channel.send(reply).then(undefined, (e: unknown) => replyFailed(channel, reply, req.method as string, e));
+  }
+}
+
+/** A reply the channel refused: say so to the caller (e.g. a result bigger than the channel carries). */
+function replyFailed(channel: Channel, reply: Frame, method: string, e: unknown): void {
+  debug("rpc", "reply could not be sent", { method, error: errorMessage(e) });
+  if (reply.error || channel.closed) return;
+  channel.send({ ...reply, result: undefined, error: { code: 500, message: errorMessage(e) } }).catch(() => undefined);
+}
+
+/**
+ * The RequestContext of one request: a class, so a call allocates one plain object (no per-call getter
+ * or closure). The AbortSignal is made only when a handler reads it.
+ */
+class Context implements RequestContext {
+  readonly method: string;
+  readonly frame: Frame;
+  readonly channel: ChannelInfo;
+  user: string | undefined;
+  private readonly link: Channel;
+  private signalSource: AbortSignal | (() => AbortSignal) | undefined;
+
+  constructor(frame: Frame, link: Channel, signal: AbortSignal | (() => AbortSignal) | undefined) {
+    this.method = frame.method as string;
+    this.frame = frame;
+    this.channel = link.info;
+    this.user = link.info.user;
+    this.link = link;
+    this.signalSource = signal;
+  }
+
+  get signal(): AbortSignal {
+    const s = this.signalSource;
+    if (typeof s === "function") return s();
+    if (s === undefined) this.signalSource = new AbortController().signal;
+    return this.signalSource as AbortSignal;
+  }
+
+  sendOnChannel(frame: Frame): Promise<void> {
+    return this.link.send(frame);
   }
 }
 

@@ -110,12 +110,12 @@ export function attachWsDevice(server: Server, opts: WsDeviceOptions): WsDeviceH
         if (user !== undefined) info.user = user;
         const tls = req.socket as TLSSocket;
         if (typeof tls.getPeerCertificate === "function") info.tls = tlsPeerInfo(tls);
-        accept(ws, info);
+        accept(ws, info, socket);
       });
     });
   };
 
-  const accept = (ws: WebSocket, info: ChannelInfo): void => {
+  const accept = (ws: WebSocket, info: ChannelInfo, socket: Duplex): void => {
     sockets.add(ws);
     let alive = true;
     ws.on("pong", () => {
@@ -139,7 +139,7 @@ export function attachWsDevice(server: Server, opts: WsDeviceOptions): WsDeviceH
       sockets.delete(ws);
       if (pinger) clearInterval(pinger);
     });
-    const channel = new WsChannel(ws, info);
+    const channel = new WsChannel(ws, info, [], socket);
     debug("ws", "inbound connection", { peer: info.peer, user: info.user, protocol: ws.protocol });
     try {
       opts.onChannel(channel);

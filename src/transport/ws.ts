@@ -16,6 +16,7 @@
  */
 import type { IncomingMessage } from "node:http";
 import type { TLSSocket } from "node:tls";
+import type { Writable } from "node:stream";
 import WebSocket from "ws";
 import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
@@ -38,6 +39,9 @@ export const WS_OUT_SUBPROTOCOL = "json-rpc";
 
 const CLOSE_WAIT_MS = 2000;
 
+const SEND_OPTIONS = { binary: false };
+const SENT: Promise<void> = Promise.resolve();
+
 /** Messages kept for a channel nobody listens to yet (see WsChannel); more are dropped and logged. */
 const BACKLOG_LIMIT = 256;
 
@@ -52,13 +56,24 @@ function messageText(data: WebSocket.RawData): string {
  */
 export class WsChannel extends BaseChannel {
   private readonly ws: WebSocket;
+  private readonly socket: Writable | undefined;
   private backlog: string[] | undefined;
   private draining = false;
+  private corked = false;
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket?.uncork();
+  };
 
-  /** `early`: messages already received on `ws` before this channel was made (see openSocket). */
-  constructor(ws: WebSocket, info: ChannelInfo, early: string[] = []) {
+  /**
+   * `early`: messages already received on `ws` before this channel was made (see openSocket). `socket`:
+   * the connection under `ws`; when given, it is corked at the first send until the microtask queue
+   * drains, so a burst of frames (the answers to one read) leaves in one write instead of one each.
+   */
+  constructor(ws: WebSocket, info: ChannelInfo, early: string[] = [], socket?: Writable) {
     super(info);
     this.ws = ws;
+    this.socket = socket;
     this.backlog = early;
     ws.on("message", (data: WebSocket.RawData) => {
       const text = messageText(data);
@@ -95,18 +110,23 @@ export class WsChannel extends BaseChannel {
     return off;
   }
 
+  /**
+   * Hand the message to `ws` and resolve at once: a write that fails later closes the socket, and the
+   * close fails every pending call (no promise and callback per message).
+   */
   protected sendText(text: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.ws.readyState !== WebSocket.OPEN) {
-        reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
-        return;
-      }
-      this.ws.send(text, { binary: false }, (err) => {
-        if (!err) resolve();
-        else if (this.closed || this.ws.readyState !== WebSocket.OPEN) reject(new ChannelClosedError(`WebSocket to ${this.info.peer} closed`, { cause: err }));
-        else reject(linkError(err, this.info.peer));
-      });
-    });
+    if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
+    if (this.socket && !this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      queueMicrotask(this.uncork);
+    }
+    try {
+      this.ws.send(text, SEND_OPTIONS);
+    } catch (e) {
+      return Promise.reject(linkError(e instanceof Error ? e : new Error(String(e)), this.info.peer));
+    }
+    return SENT;
   }
 
   /**
@@ -139,6 +159,7 @@ interface OpenOptions {
 /** Open a WebSocket and resolve once it is open (rejecting with a typed error otherwise). */
 interface OpenSocket {
   ws: WebSocket;
+  socket?: Writable;
   tls?: TLSSocket;
   /** Messages received from the 'open' event on; call `stopEarly()` when the WsChannel takes over. */
   early: string[];
@@ -168,6 +189,7 @@ function openSocket(o: OpenOptions): Promise<OpenSocket> {
   // refuse an echo, so take the header off the response before `ws` looks at it (the 'upgrade' event is
   // emitted before that check).
   let tlsSocket: TLSSocket | undefined;
+  let socket: Writable | undefined;
   // The peer may send right behind the 101: its first messages are emitted before the promise below
   // resolves, so catch them from the start and hand them to the WsChannel.
   const early: string[] = [];
@@ -180,6 +202,7 @@ function openSocket(o: OpenOptions): Promise<OpenSocket> {
   };
   ws.on("upgrade", (res: IncomingMessage) => {
     delete res.headers["sec-websocket-protocol"];
+    socket = res.socket;
     if (secure) tlsSocket = res.socket as TLSSocket;
   });
   return new Promise((resolve, reject) => {
@@ -195,7 +218,7 @@ function openSocket(o: OpenOptions): Promise<OpenSocket> {
         ws.terminate();
         reject(e);
       } else {
-        resolve(tlsSocket ? { ws, tls: tlsSocket, early, stopEarly } : { ws, early, stopEarly });
+        resolve(tlsSocket ? { ws, socket, tls: tlsSocket, early, stopEarly } : { ws, socket, early, stopEarly });
       }
     };
     const onAbort = (): void => finish(new AbortedError("connect aborted"));
@@ -231,7 +254,7 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     throw new UsageError(`not a ws:// or wss:// URL: ${url.protocol}//${url.host}${url.pathname}`);
   }
-  const { ws, tls, early, stopEarly } = await openSocket({
+  const { ws, socket, tls, early, stopEarly } = await openSocket({
     url,
     subprotocol: WS_SUBPROTOCOL,
     origin: "https://api.cesanta.com/",
@@ -244,7 +267,7 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
   const type = url.protocol === "wss:" ? "WSS_out" : "WS_out";
   const info: ChannelInfo = { type, peer: `${url.hostname}:${port}`, maxFrameSize: WS_MAX_FRAME_SIZE };
   if (tls) info.tls = tlsPeerInfo(tls);
-  const channel = new WsChannel(ws, info, early);
+  const channel = new WsChannel(ws, info, early, socket);
   stopEarly();
   return channel;
 }
@@ -288,7 +311,7 @@ export async function connectWsOut(opts: WsOutOptions): Promise<WsOutLink> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const channel = reconnecting(
     async (signal) => {
-      const { ws, tls, early, stopEarly } = await openSocket({
+      const { ws, socket, tls, early, stopEarly } = await openSocket({
         url,
         subprotocol: WS_OUT_SUBPROTOCOL,
         origin: "https://mongoose-os.com",
@@ -298,7 +321,7 @@ export async function connectWsOut(opts: WsOutOptions): Promise<WsOutLink> {
       });
       const info: ChannelInfo = { type, peer, maxFrameSize: WS_MAX_FRAME_SIZE };
       if (tls) info.tls = tlsPeerInfo(tls);
-      const channel = new WsChannel(ws, info, early);
+      const channel = new WsChannel(ws, info, early, socket);
       stopEarly();
       return channel;
     },
