@@ -22,6 +22,7 @@ import { RpcError } from "../../errors.js";
 import { debug } from "../../log.js";
 import { Base64Text } from "../../rpc/frame.js";
 import type { RpcServer } from "../../rpc/server.js";
+import { FsHandles, type LentHandle } from "../fs-handles.js";
 import type { FsRoot } from "../fsroot.js";
 
 /** The most one FS.Get returns. */
@@ -83,6 +84,8 @@ function errno(e: unknown): string {
 }
 
 export function registerFsService(server: RpcServer, deps: FsServiceDeps): void {
+  // File handles kept between the chunks of a transfer (device/fs-handles.ts).
+  const handles = new FsHandles();
   const list = async (params: unknown, ext: boolean): Promise<unknown[]> => {
     const p = asParams(params);
     const path = str(p, "path") ?? "/";
@@ -117,7 +120,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
   });
 
   server.addHandler("FS.Get", async (params) => {
-    const { fh, size, offset, len } = await openRange(deps.root(), "FS.Get", params);
+    const { fh, size, offset, len, release } = await openRange(handles, deps.root(), "FS.Get", params);
     try {
       if (len > FS_GET_MAX) throw new RpcError(500, "out of memory");
       const data = Buffer.alloc(len);
@@ -131,7 +134,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       // Base64Text: the frame encoder splices the base64 in instead of JSON-escaping a copy of it.
       return { data: Base64Text.of(data), left: size - offset - len };
     } finally {
-      await fh.close();
+      await release();
     }
   }, {
     argsFmt: "{filename: %Q, offset: %ld, len: %ld}",
@@ -140,7 +143,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
   });
 
   server.addHandler("FS.Sha256", async (params, ctx) => {
-    const { fh, size, offset, len } = await openRange(deps.root(), "FS.Sha256", params);
+    const { fh, size, offset, len, release } = await openRange(handles, deps.root(), "FS.Sha256", params);
     try {
       // Streamed in bounded pieces: a 200 MB file is hashed without being held in memory.
       const hash = createHash("sha256");
@@ -156,7 +159,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       if (done !== len) throw new RpcError(500, "fread");
       return { sha256: hash.digest("hex"), size, offset, len };
     } finally {
-      await fh.close();
+      await release();
     }
   }, {
     argsFmt: "{filename: %Q, offset: %ld, len: %ld}",
@@ -185,17 +188,39 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     const append = p.append === true;
     if (filename === undefined) throw new RpcError(400, "filename is required");
     const data = decodeBase64(str(p, "data") ?? "");
-    const path = await deps.root().resolve(filename);
+    const root = deps.root();
     const flags = offset < 0 ? (append ? "a" : "w") : offset === 0 ? "w" : "r+";
-    let fh;
-    try {
-      fh = await open(path, flags, 0o644);
-    } catch (e) {
-      debug("device", "FS.Put: open failed", { filename, flags, error: errno(e) });
-      throw new RpcError(400, `failed to open file "${filename}"`);
+    const opener = async (path: string): Promise<FileHandle> => {
+      try {
+        return await open(path, flags, 0o644);
+      } catch (e) {
+        debug("device", "FS.Put: open failed", { filename, flags, error: errno(e) });
+        throw new RpcError(400, `failed to open file "${filename}"`);
+      }
+    };
+    const notAFile = (): RpcError => new RpcError(400, `failed to open file "${filename}"`);
+    let lent: LentHandle;
+    if (flags === "r+") {
+      // a write in place (every chunk of a transfer after the first): the file's handle is kept between chunks
+      const got = await handles.acquire(root, filename, "write", opener);
+      if ("notAFile" in got) throw notAFile();
+      lent = got;
+    } else {
+      const path = await root.resolve(filename);
+      const fh = await opener(path);
+      const st = await fh.stat().catch(async (e: unknown) => {
+        await fh.close();
+        throw e;
+      });
+      if (!st.isFile()) {
+        await fh.close();
+        throw notAFile();
+      }
+      // offset 0 truncates and starts a transfer: keep the handle for the chunks that follow
+      lent = offset === 0 ? handles.adopt(root, filename, path, fh, st) : { fh, stats: st, path, release: () => fh.close() };
     }
     try {
-      if (!(await fh.stat()).isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
+      const { fh } = lent;
       let written = 0;
       while (written < data.length) {
         const position = flags === "a" ? null : (offset > 0 ? offset : 0) + written;
@@ -209,7 +234,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       debug("device", "FS.Put: write failed", { filename, error: errno(e) });
       throw new RpcError(500, "failed to write data");
     } finally {
-      await fh.close();
+      await lent.release();
     }
     return null;
   }, {
@@ -222,6 +247,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     if (filename === undefined) throw new RpcError(400, "filename is required");
     const path = await deps.root().resolve(filename);
     if (deps.root().parts(filename).length === 0) throw new RpcError(500, "remove failed");
+    handles.forgetPath(path);
     try {
       await unlink(path);
     } catch (e) {
@@ -248,6 +274,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     const from = await deps.root().resolve(src);
     const to = await deps.root().resolve(dst);
     if (deps.root().parts(src).length === 0 || deps.root().parts(dst).length === 0) throw new RpcError(500, "rename failed");
+    handles.forgetPath(from);
+    handles.forgetPath(to);
     try {
       await rename(from, to);
     } catch (e) {
@@ -300,36 +328,32 @@ interface OpenRange {
   size: number;
   offset: number;
   len: number;
+  /** Give the handle back (it may be kept for the next chunk). */
+  release(): Promise<void>;
 }
 
 /**
  * FS.Get and FS.Sha256 share their arguments and errors (spec §3.3): `filename` required, `offset` >= 0
- * (clamped to the size), `len` < 0 or past the end = the rest of the file. The caller closes `fh`.
+ * (clamped to the size), `len` < 0 or past the end = the rest of the file. The caller releases the handle.
  */
-async function openRange(root: FsRoot, method: string, params: unknown): Promise<OpenRange> {
+async function openRange(handles: FsHandles, root: FsRoot, method: string, params: unknown): Promise<OpenRange> {
   const p = asParams(params);
   const filename = str(p, "filename");
   let offset = num(p, "offset", 0);
   let len = num(p, "len", -1);
   if (filename === undefined) throw new RpcError(400, "filename is required");
   if (offset < 0) throw new RpcError(400, "illegal offset");
-  const path = await root.resolve(filename);
-  let fh: FileHandle;
-  try {
-    fh = await open(path, constants.O_RDONLY);
-  } catch (e) {
-    debug("device", `${method}: open failed`, { filename, error: errno(e) });
-    throw new RpcError(400, `failed to open file "${filename}"`);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new RpcError(400, `failed to open file "${filename}"`);
-    const size = st.size;
-    if (offset > size) offset = size;
-    if (len < 0 || offset + len > size) len = size - offset;
-    return { fh, size, offset, len };
-  } catch (e) {
-    await fh.close();
-    throw e;
-  }
+  const got = await handles.acquire(root, filename, "read", async (path) => {
+    try {
+      return await open(path, constants.O_RDONLY);
+    } catch (e) {
+      debug("device", `${method}: open failed`, { filename, error: errno(e) });
+      throw new RpcError(400, `failed to open file "${filename}"`);
+    }
+  });
+  if ("notAFile" in got) throw new RpcError(400, `failed to open file "${filename}"`);
+  const size = got.stats.size;
+  if (offset > size) offset = size;
+  if (len < 0 || offset + len > size) len = size - offset;
+  return { fh: got.fh, size, offset, len, release: got.release };
 }

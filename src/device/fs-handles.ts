@@ -1,0 +1,164 @@
+/**
+ * Open file handles kept between FS.Put / FS.Get / FS.Sha256 calls on the same file, so a chunked
+ * transfer costs one `stat` per chunk instead of a path check (lstat + realpath), an open, an fstat and a
+ * close. A kept handle is used again only while the device name still leads to the same file: each use
+ * stats the host path and compares device and inode with the handle's (a file removed, renamed over,
+ * replaced or swapped for a symlink since is opened afresh, through the full path check). At most
+ * `max` handles are kept (least recently used go first); a handle unused for `idleMs` is closed. Handles
+ * in use are closed only when their last user is done.
+ */
+import type { Stats } from "node:fs";
+import { type FileHandle, stat } from "node:fs/promises";
+import { debug } from "../log.js";
+import type { FsRoot } from "./fsroot.js";
+
+/** "read": opened read-only; "write": opened read-write ("r+", or "w" when the caller truncated it). */
+export type HandleMode = "read" | "write";
+
+interface Entry {
+  key: string;
+  path: string;
+  fh: FileHandle;
+  dev: number;
+  ino: number;
+  users: number;
+  lastUsed: number;
+  dropped: boolean;
+}
+
+/** A handle lent out by FsHandles.acquire: give it back with release(). */
+export interface LentHandle {
+  fh: FileHandle;
+  /** The file's stat at acquire time (its size for FS.Get / FS.Sha256). */
+  stats: Stats;
+  /** The host path it was opened as. */
+  path: string;
+  release(): Promise<void>;
+}
+
+export class FsHandles {
+  private readonly entries = new Map<string, Entry>();
+  private readonly max: number;
+  private readonly idleMs: number;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: { max?: number; idleMs?: number } = {}) {
+    this.max = options.max ?? 16;
+    this.idleMs = options.idleMs ?? 2000;
+  }
+
+  /**
+   * A handle on device file `name` under `root`: a kept one when it is still the file the name leads to,
+   * else `open()`ed (the caller's open with its flags and errors; the name is checked by root.resolve
+   * first). Throws what resolve/open throw; a non-file is refused by `isFile` (false → caller's error).
+   */
+  async acquire(
+    root: FsRoot,
+    name: string,
+    mode: HandleMode,
+    opener: (path: string) => Promise<FileHandle>,
+  ): Promise<LentHandle | { notAFile: true }> {
+    root.parts(name); // refuses bad names even when a handle is kept
+    const key = `${mode}\u0000${root.root}\u0000${name}`;
+    const kept = this.entries.get(key);
+    if (kept !== undefined) {
+      const st = await stat(kept.path).catch(() => undefined);
+      if (st !== undefined && !kept.dropped && st.ino === kept.ino && st.dev === kept.dev && st.isFile()) return this.lend(kept, st);
+      this.drop(kept);
+    }
+    const path = await root.resolve(name);
+    const fh = await opener(path);
+    let st: Stats;
+    try {
+      st = await fh.stat();
+    } catch (e) {
+      await fh.close().catch(() => undefined);
+      throw e;
+    }
+    if (!st.isFile()) {
+      await fh.close().catch(() => undefined);
+      return { notAFile: true };
+    }
+    return this.lend(this.keep(key, path, fh, st), st);
+  }
+
+  /**
+   * Keep a handle the caller opened itself (FS.Put at offset 0 opens "w" to truncate), with its fstat:
+   * later writes at offsets of the same file use it. Replaces a kept one.
+   */
+  adopt(root: FsRoot, name: string, path: string, fh: FileHandle, stats: Stats): LentHandle {
+    return this.lend(this.keep(`write\u0000${root.root}\u0000${name}`, path, fh, stats), stats);
+  }
+
+  /** Close every kept handle on `path` (FS.Remove, FS.Rename) once its users are done. */
+  forgetPath(path: string): void {
+    for (const e of [...this.entries.values()]) if (e.path === path) this.drop(e);
+  }
+
+  /** Close everything kept (users still holding a handle close it when they release). */
+  closeAll(): void {
+    for (const e of [...this.entries.values()]) this.drop(e);
+  }
+
+  private keep(key: string, path: string, fh: FileHandle, st: Stats): Entry {
+    const old = this.entries.get(key);
+    if (old !== undefined) this.drop(old);
+    const e: Entry = { key, path, fh, dev: st.dev, ino: st.ino, users: 0, lastUsed: Date.now(), dropped: false };
+    this.entries.set(key, e);
+    while (this.entries.size > this.max) {
+      const oldest = this.entries.values().next().value as Entry; // Map order = least recently kept/used first
+      this.drop(oldest);
+    }
+    this.startSweeper();
+    return e;
+  }
+
+  private lend(e: Entry, stats: Stats): LentHandle {
+    e.users++;
+    e.lastUsed = Date.now();
+    if (!e.dropped) {
+      // move to the end: most recently used
+      this.entries.delete(e.key);
+      this.entries.set(e.key, e);
+    }
+    let released = false;
+    return {
+      fh: e.fh,
+      stats,
+      path: e.path,
+      release: async () => {
+        if (released) return;
+        released = true;
+        e.users--;
+        e.lastUsed = Date.now();
+        if (e.dropped && e.users === 0) await this.close(e);
+      },
+    };
+  }
+
+  private drop(e: Entry): void {
+    if (this.entries.get(e.key) === e) this.entries.delete(e.key);
+    if (e.dropped) return;
+    e.dropped = true;
+    if (e.users === 0) void this.close(e);
+    if (this.entries.size === 0) this.stopSweeper();
+  }
+
+  private async close(e: Entry): Promise<void> {
+    await e.fh.close().catch((err: unknown) => debug("device", "closing a kept file handle failed", { error: String(err) }));
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper !== undefined) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const e of [...this.entries.values()]) if (e.users === 0 && now - e.lastUsed >= this.idleMs) this.drop(e);
+    }, Math.max(50, Math.floor(this.idleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  private stopSweeper(): void {
+    if (this.sweeper !== undefined) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+}
