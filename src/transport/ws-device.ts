@@ -68,6 +68,8 @@ export function attachWsDevice(server: Server, opts: WsDeviceOptions): WsDeviceH
     noServer: true,
     perMessageDeflate: false,
     maxPayload: maxFrameSize,
+    // as the firmware, no UTF-8 check that closes the link: the frame decoder judges the text
+    skipUTF8Validation: true,
     // Echo what was asked (spec §2.3: mongoose echoes the request's value); accept when nothing was.
     handleProtocols: (protocols: Set<string>) => {
       const first = protocols.values().next();

@@ -45,8 +45,10 @@ const SENT: Promise<void> = Promise.resolve();
 /** Messages kept for a channel nobody listens to yet (see WsChannel); more are dropped and logged. */
 const BACKLOG_LIMIT = 256;
 
+/** The text of a message, without copying a Buffer; invalid UTF-8 reads as U+FFFD (the firmware checks none). */
 function messageText(data: WebSocket.RawData): string {
-  return Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
+  if (Buffer.isBuffer(data)) return data.toString("utf8");
+  return Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data).toString("utf8");
 }
 
 /**
@@ -178,6 +180,8 @@ function openSocket(o: OpenOptions): Promise<OpenSocket> {
     origin: o.origin,
     perMessageDeflate: false,
     maxPayload: WS_MAX_FRAME_SIZE,
+    // as the firmware, no UTF-8 check that closes the link: the frame decoder judges the text
+    skipUTF8Validation: true,
     ...(o.timeoutMs && o.timeoutMs > 0 ? { handshakeTimeout: o.timeoutMs } : {}),
     ...(secure ? clientTlsOptions(o.tls, o.url.hostname) : {}),
     finishRequest: (req) => {
