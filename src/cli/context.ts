@@ -2,7 +2,6 @@
  * What every command gets: the parsed global flags, a way to connect to the device they name, and output
  * helpers that honour --json and --verbose.
  */
-import type { Command } from "commander";
 import type { Device } from "../api/device.js";
 import type { TransferTuning } from "../api/transfer.js";
 import { RemosError, UsageError } from "../errors.js";
@@ -11,16 +10,17 @@ import type { RpcClient } from "../rpc/client.js";
 import { type GlobalOptions, deviceOptions } from "./options.js";
 
 export class CliContext {
-  private readonly program: Command;
+  private readonly readOpts: () => GlobalOptions;
   private device: Device | undefined;
   private rpcOnly: RpcClient | undefined;
 
-  constructor(program: Command) {
-    this.program = program;
+  /** `readOpts` gives the global flags as parsed so far (commander's `program.opts()`, or fast-call's). */
+  constructor(readOpts: () => GlobalOptions) {
+    this.readOpts = readOpts;
   }
 
   get opts(): GlobalOptions {
-    return this.program.opts<GlobalOptions>();
+    return this.readOpts();
   }
 
   /** Apply flags that act before any command runs (--verbose turns on the frame trace). */

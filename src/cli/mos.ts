@@ -1,66 +1,27 @@
 #!/usr/bin/env node
 /**
- * `mos`: the command line. Parses the global flags, loads only the command being run, runs it, prints one
- * clear line on failure (with the failing step) and exits with a documented code (src/cli/exit.ts).
+ * `mos`: the command line. A plain `mos [global flags] call METHOD [JSON]` (the common case, and issue
+ * 7's cold-start target) is read by fast-call.ts and run directly; every other command line goes to
+ * commander (program.ts), which loads only the command being run. Either way a failure prints one clear
+ * line (with the failing step) and the process exits with a documented code (src/cli/exit.ts).
  */
-import { Command, CommanderError } from "commander";
-import { COMMANDS } from "./commands/index.js";
+import { runCall } from "./commands/call.js";
 import { CliContext } from "./context.js";
 import { EXIT, reportError } from "./exit.js";
-import { addGlobalOptions, normaliseGoBooleans } from "./options.js";
-
-const VALUE_FLAGS = new Set([
-  "--port", "--baud-rate", "--timeout", "--cert-file", "--key-file", "--ca-cert-file", "--rpc-creds",
-  "--chunk-size", "--fs-op-attempts", "--level",
-]);
-
-/** The first argument that names a command (global flags and their values may come before it). */
-function commandName(argv: string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "--") return undefined;
-    if (a.startsWith("-")) {
-      if (VALUE_FLAGS.has(a)) i++;
-      continue;
-    }
-    return a;
-  }
-  return undefined;
-}
+import { parseFastCall } from "./fast-call.js";
+import { normaliseGoBooleans } from "./options.js";
 
 async function main(argv: string[]): Promise<number> {
-  const program = new Command("mos");
-  program
-    .description("remos: manage Mongoose OS-compatible devices over serial, HTTP, WebSocket and MQTT")
-    .version("0.1.0")
-    .showHelpAfterError(false)
-    .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  addGlobalOptions(program);
-  const ctx = new CliContext(program);
-  const name = commandName(argv);
-  const entry = name ? COMMANDS.find((c) => c.name === name) : undefined;
-  if (entry) {
-    const mod = await entry.load();
-    mod.register(program, ctx);
-  } else {
-    for (const c of COMMANDS) program.command(c.name).description(c.summary);
-    if (name) {
-      process.stderr.write(`mos: unknown command "${name}" (see mos --help)\n`);
-      return EXIT.USAGE;
-    }
-  }
-  program.hook("preAction", () => ctx.applyGlobalEffects());
+  const fast = parseFastCall(argv, process.env);
+  if (!fast) return (await import("./program.js")).runProgram(argv);
+  const opts = fast.opts;
+  const ctx = new CliContext(() => opts);
   try {
-    await program.parseAsync(argv, { from: "user" });
-    if (!entry && !name) program.outputHelp();
+    ctx.applyGlobalEffects(); // what commander's preAction hook does
+    await runCall(ctx, fast.method, fast.json);
     return EXIT.OK;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.code === "commander.helpDisplayed" || e.code === "commander.version" || e.code === "commander.help") return EXIT.OK;
-      return EXIT.USAGE; // commander already printed the message
-    }
-    return reportError(e, Boolean(program.opts().verbose));
+    return reportError(e, Boolean(opts.verbose));
   } finally {
     await ctx.finish();
   }

@@ -1,10 +1,10 @@
 /**
  * The global flags of mos (spec §5.2), each also settable as `MOS_<FLAG>` in the environment
- * (upper case, `-` → `_`, e.g. MOS_PORT), and their translation into API options.
+ * (upper case, `-` → `_`, e.g. MOS_PORT), as one table (GLOBAL_FLAGS), and their translation into API
+ * options. No commander here: global-flags.ts turns the table into commander options, fast-call.ts reads
+ * a plain `mos call` with it, so `mos call` does not load commander at all.
  */
 import { readFileSync } from "node:fs";
-import type { Command } from "commander";
-import { Option } from "commander";
 import type { DeviceOptions } from "../api/device.js";
 import { IoError, UsageError } from "../errors.js";
 
@@ -57,35 +57,52 @@ function int(name: string) {
   };
 }
 
-function envOption(flags: string, description: string): Option {
-  const long = /--([a-z0-9-]+)/.exec(flags)?.[1] ?? "";
-  return new Option(flags, description).env("MOS_" + long.toUpperCase().replace(/-/g, "_"));
+/** One global flag: its commander-style `flags` text and what a value given on the command line or in env means. */
+export interface GlobalFlag {
+  /** As commander spells it: `--port <port>`, `-v, --verbose`, `--no-reboot`. */
+  flags: string;
+  description: string;
+  /** Default value (absent: the option is unset unless given). */
+  default?: string | number;
+  /** How help shows the default, when not the value itself (`20s` for 20000 ms). */
+  defaultDescription?: string;
+  /** Turns the text of a value into the option value; throws UsageError on bad input. */
+  parse?: (value: string) => number;
 }
 
-/** Add the global flags to the program. */
-export function addGlobalOptions(program: Command): void {
-  program
-    .addOption(envOption("--port <port>", "device port: /dev/ttyUSB0, serial://PATH, http://IP/rpc, ws://IP/rpc, mqtt(s)://HOST[:PORT]/DEVICE_ID").default("auto"))
-    .addOption(envOption("--baud-rate <n>", "serial baud rate").default(115200).argParser(int("--baud-rate")))
-    .addOption(envOption("--timeout <duration>", "timeout of every step (connect and each call), e.g. 20s").default(20_000, "20s").argParser(parseDuration))
-    .addOption(envOption("--cert-file <file>", "TLS client certificate (mutual TLS)"))
-    .addOption(envOption("--key-file <file>", "TLS client key"))
-    .addOption(envOption("--ca-cert-file <file>", "CA certificate to verify the server (default: system roots)"))
-    .addOption(envOption("--insecure", "DANGEROUS: do not verify the TLS server certificate"))
-    .addOption(envOption("--rpc-creds <creds>", "RPC credentials user:pass, or @FILE holding user:pass"))
-    .addOption(envOption("--chunk-size <bytes>", "transfer chunk size (default: chosen from the channel's frame limit)").argParser(int("--chunk-size")))
-    .addOption(envOption("--fs-op-attempts <n>", "attempts per transfer chunk").default(3).argParser(int("--fs-op-attempts")))
-    .addOption(envOption("--level <n>", "config level for config-get/config-set (-1 = live)").default(-1).argParser(int("--level")))
-    .addOption(envOption("--no-reboot", "config-set: do not reboot after saving"))
-    .addOption(envOption("--no-save", "config-set: apply without saving"))
-    .addOption(envOption("--try-once", "config-set: save as conf9.json.try (used for one boot)"))
-    .addOption(envOption("--rpc-uart-no-delay", "serial: no 16-byte/5 ms write pacing"))
-    .addOption(envOption("--hw-flow-control", "serial: RTS/CTS hardware flow control (no write pacing)"))
-    .addOption(envOption("--no-set-control-lines", "serial: leave DTR and RTS as they are (mos --set-control-lines=false)"))
-    .addOption(envOption("--inverted-control-lines", "serial: drive DTR and RTS high instead of low"))
-    .addOption(envOption("--mgrpc-compat-args", "send the deprecated args field instead of params"))
-    .addOption(envOption("--json", "machine-readable JSON output"))
-    .addOption(envOption("-v, --verbose", "trace every frame (and MQTT topics); stack traces on errors"));
+/** The global flags, in the order help lists them (and commander applies MOS_* env values). */
+export const GLOBAL_FLAGS: readonly GlobalFlag[] = [
+  { flags: "--port <port>", description: "device port: /dev/ttyUSB0, serial://PATH, http://IP/rpc, ws://IP/rpc, mqtt(s)://HOST[:PORT]/DEVICE_ID", default: "auto" },
+  { flags: "--baud-rate <n>", description: "serial baud rate", default: 115200, parse: int("--baud-rate") },
+  { flags: "--timeout <duration>", description: "timeout of every step (connect and each call), e.g. 20s", default: 20_000, defaultDescription: "20s", parse: parseDuration },
+  { flags: "--cert-file <file>", description: "TLS client certificate (mutual TLS)" },
+  { flags: "--key-file <file>", description: "TLS client key" },
+  { flags: "--ca-cert-file <file>", description: "CA certificate to verify the server (default: system roots)" },
+  { flags: "--insecure", description: "DANGEROUS: do not verify the TLS server certificate" },
+  { flags: "--rpc-creds <creds>", description: "RPC credentials user:pass, or @FILE holding user:pass" },
+  { flags: "--chunk-size <bytes>", description: "transfer chunk size (default: chosen from the channel's frame limit)", parse: int("--chunk-size") },
+  { flags: "--fs-op-attempts <n>", description: "attempts per transfer chunk", default: 3, parse: int("--fs-op-attempts") },
+  { flags: "--level <n>", description: "config level for config-get/config-set (-1 = live)", default: -1, parse: int("--level") },
+  { flags: "--no-reboot", description: "config-set: do not reboot after saving" },
+  { flags: "--no-save", description: "config-set: apply without saving" },
+  { flags: "--try-once", description: "config-set: save as conf9.json.try (used for one boot)" },
+  { flags: "--rpc-uart-no-delay", description: "serial: no 16-byte/5 ms write pacing" },
+  { flags: "--hw-flow-control", description: "serial: RTS/CTS hardware flow control (no write pacing)" },
+  { flags: "--no-set-control-lines", description: "serial: leave DTR and RTS as they are (mos --set-control-lines=false)" },
+  { flags: "--inverted-control-lines", description: "serial: drive DTR and RTS high instead of low" },
+  { flags: "--mgrpc-compat-args", description: "send the deprecated args field instead of params" },
+  { flags: "--json", description: "machine-readable JSON output" },
+  { flags: "-v, --verbose", description: "trace every frame (and MQTT topics); stack traces on errors" },
+];
+
+/** The long name of a flag (`--baud-rate <n>` → `baud-rate`, `--no-reboot` → `no-reboot`). */
+export function longName(flag: GlobalFlag): string {
+  return /--([a-z0-9-]+)/.exec(flag.flags)?.[1] ?? "";
+}
+
+/** The environment variable of a flag: `MOS_` + long name upper-cased, `-` → `_` (MOS_BAUD_RATE, MOS_NO_REBOOT). */
+export function envName(flag: GlobalFlag): string {
+  return "MOS_" + longName(flag).toUpperCase().replace(/-/g, "_");
 }
 
 /**

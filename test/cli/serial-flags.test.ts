@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Command } from "commander";
-import { addGlobalOptions, deviceOptions, type GlobalOptions, normaliseGoBooleans, serialControlLines } from "../../src/cli/options.js";
+import { addGlobalOptions } from "../../src/cli/global-flags.js";
+import { deviceOptions, type GlobalOptions, normaliseGoBooleans, serialControlLines } from "../../src/cli/options.js";
 
 function parse(args: string[]): GlobalOptions {
   const program = new Command("mos").exitOverride();
