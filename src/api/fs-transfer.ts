@@ -16,9 +16,9 @@ import { debug } from "../log.js";
 import { type ByteSource, hashPrefix, isByteSource, memorySource } from "./byte-source.js";
 import { defaultChunkSize, defaultWindow } from "./capabilities.js";
 import type { DeviceCore } from "./core.js";
-import { CompareSink, type GetSink } from "./sinks.js";
+import { CompareSink, type GetSink, InOrder } from "./sinks.js";
 import { Base64Text } from "../rpc/frame.js";
-import { type TransferTuning, chunksOf, fromBase64, pumpChunks, withAttempts } from "./transfer.js";
+import { type Chunk, type TransferTuning, chunksOf, fromBase64, pumpChunks, withAttempts } from "./transfer.js";
 
 /** The result of the remos method `FS.Sha256 {filename, offset?, len?}`. */
 export interface FsSha256Result {
@@ -32,6 +32,9 @@ export interface FsSha256Result {
 }
 
 export type VerifyMode = "auto" | "readback" | "none";
+
+/** With a window, the first FS.Put (which truncates the file) carries this many bytes; see putFile. */
+const FIRST_PUT_BYTES = 3;
 
 export interface PutOptions extends TransferTuning {
   /** Resume a partial upload when the device can prove what it holds (FS.Sha256). Default true. */
@@ -59,6 +62,7 @@ export interface TransferResult {
 }
 
 export type { GetSink } from "./sinks.js";
+export { MemorySink } from "./sinks.js";
 
 interface Resolved {
   chunkSize: number;
@@ -169,8 +173,11 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
   const t = await resolveTuning(core, filename, o);
   const size = src.size;
   const callOpts = { timeout: t.timeout, signal: o.signal };
+  // A fresh upload hashes what it sends, in offset order, while chunks are in flight (no second pass).
+  let sent: InOrder | undefined;
   const putChunk = async (offset: number, length: number): Promise<unknown> => {
     const bytes = await src.read(offset, length);
+    sent?.add(offset, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     // append as mos; with offset > 0 the firmware opens "r+" and seeks anyway. Base64Text: the frame
     // encoder splices the base64 in instead of JSON-escaping a copy of it.
     const params: Record<string, unknown> = { filename, offset, data: Base64Text.of(bytes), append: offset > 0 };
@@ -181,18 +188,23 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
   if (o.resume !== false && size > 0) start = await resumePoint(core, filename, src, t, o.signal);
   if (start > 0) debug("transfer", "put: resuming", { filename, from: start, size });
   const resumedFrom = start;
+  let chunks: Chunk[];
   if (start === 0) {
-    // The first chunk truncates the file; only then may chunks at offset > 0 ("r+") go out, in any order.
-    const first = Math.min(t.chunkSize, size);
-    await withAttempts("chunk at offset 0", t.attempts, o.signal, () => putChunk(0, first));
-    start = first;
-  }
+    sent = new InOrder();
+    // The first call truncates the file; only then may chunks at offset > 0 ("r+") go out, in any order.
+    // With a window, that call carries only the first few bytes (a short round trip instead of a whole
+    // chunk's before the window opens); chunk boundaries stay at multiples of the chunk size.
+    const head = t.window > 1 && size > t.chunkSize ? FIRST_PUT_BYTES : Math.min(t.chunkSize, size);
+    await withAttempts("chunk at offset 0", t.attempts, o.signal, () => putChunk(0, head));
+    chunks = head < t.chunkSize && head < size ? [{ offset: head, length: t.chunkSize - head, index: 0 }, ...chunksOf(t.chunkSize, size, t.chunkSize)] : chunksOf(head, size, t.chunkSize);
+    start = head;
+  } else chunks = chunksOf(start, size, t.chunkSize);
   await pumpChunks(
-    chunksOf(start, size, t.chunkSize),
+    chunks,
     { window: t.window, attempts: t.attempts, signal: o.signal, phase: "put", total: size, already: start, onProgress: o.onProgress },
     (c) => putChunk(c.offset, c.length).then(() => undefined),
   );
-  const sha = (await hashPrefix(src, size, { signal: o.signal })).sha256;
+  const sha = sent?.complete(size) ? sent.sha256() : (await hashPrefix(src, size, { signal: o.signal })).sha256;
 
   const verify = o.verify ?? "auto";
   let verified: TransferResult["verified"] = "none";
@@ -246,11 +258,24 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
     await sink.restart();
     start = 0;
   }
+  // With a window, the rest of the first window is asked for at once (the file's size is not known before
+  // the first answer; chunks past the end come back empty and are dropped).
+  const early = new Map<number, Promise<GetChunkResult>>();
+  const speculate = (from: number): void => {
+    for (let k = 1; k < t.window; k++) {
+      const p = getChunk(core, filename, from + k * t.chunkSize, t.chunkSize, callOpts);
+      p.catch(() => undefined); // awaited (and its error handled) when its chunk's turn comes, if it has one
+      early.set(from + k * t.chunkSize, p);
+    }
+  };
   let first: GetChunkResult;
   try {
-    first = await withAttempts(`chunk at offset ${start}`, t.attempts, o.signal, () => getChunk(core, filename, start, t.chunkSize, callOpts));
+    const p0 = withAttempts(`chunk at offset ${start}`, t.attempts, o.signal, () => getChunk(core, filename, start, t.chunkSize, callOpts));
+    speculate(start);
+    first = await p0;
     if (start > 0 && first.data.length === 0) throw new VerifyError("the local partial file is longer than the device's file");
   } catch (e) {
+    early.clear();
     if (start === 0 || !(e instanceof DeviceError || e instanceof VerifyError)) throw e;
     debug("transfer", "get: cannot resume; starting over", { filename, from: start, error: (e as Error).message });
     await sink.restart();
@@ -259,12 +284,19 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
   }
   const resumedFrom = start;
   const size = start + first.data.length + first.left;
+  // The device's checksum is asked for now, computed while chunks flow, compared at the end (a file that
+  // changes during the download fails the comparison either way).
+  const verifySha = (o.verify ?? "auto") !== "none" && t.fsSha256;
+  const remote = verifySha ? fsSha256(core, filename, {}, callOpts) : undefined;
+  remote?.catch(() => undefined); // awaited below
   await sink.write(start, first.data);
   await pumpChunks(
     chunksOf(start + first.data.length, size, t.chunkSize),
     { window: t.window, attempts: t.attempts, signal: o.signal, phase: "get", total: size, already: start + first.data.length, onProgress: o.onProgress },
-    async (c) => {
-      const r = await getChunk(core, filename, c.offset, c.length, callOpts);
+    async (c, attempt) => {
+      const asked = attempt === 1 ? early.get(c.offset) : undefined;
+      early.delete(c.offset);
+      const r = await (asked ?? getChunk(core, filename, c.offset, c.length, callOpts));
       if (r.data.length !== c.length) throw new VerifyError(`got ${r.data.length} bytes, expected ${c.length}: the file changed during the transfer`);
       await sink.write(c.offset, r.data);
     },
@@ -272,9 +304,9 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
   await sink.finish(size);
   const sha = await sink.sha256();
   let verified: TransferResult["verified"] = "size";
-  if ((o.verify ?? "auto") !== "none" && t.fsSha256) {
+  if (remote !== undefined) {
     try {
-      const r = await fsSha256(core, filename, {}, callOpts);
+      const r = await remote;
       checkSame(size, sha, r.size, r.sha256, "received", "on the device");
       verified = "sha256";
     } catch (e) {
@@ -283,32 +315,4 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
   } else if (o.verify === "none") verified = "none";
   await sink.commit?.();
   return { size, sha256: sha, resumedFrom, chunkSize: t.chunkSize, window: t.window, verified };
-}
-
-/** Collects a download in memory. */
-export class MemorySink implements GetSink {
-  readonly start = 0;
-  private parts = new Map<number, Buffer>();
-  private size = 0;
-  private out: Buffer | undefined;
-
-  async write(offset: number, data: Buffer): Promise<void> {
-    this.parts.set(offset, data);
-  }
-  async restart(): Promise<void> {
-    this.parts.clear();
-  }
-  async finish(size: number): Promise<void> {
-    this.size = size;
-    const out = Buffer.alloc(size);
-    for (const [off, d] of this.parts) d.copy(out, off);
-    this.parts.clear();
-    this.out = out;
-  }
-  buffer(): Buffer {
-    return this.out ?? Buffer.alloc(this.size);
-  }
-  async sha256(): Promise<string> {
-    return sha256Hex(this.buffer());
-  }
 }

@@ -1,7 +1,8 @@
 /**
- * Destinations for downloads (GetSink, used by fs-transfer.ts): a local file that survives interruption
- * and is resumed, a stream (stdout) fed strictly in order although chunks arrive out of order, and a
- * comparison with the bytes that were uploaded (read-back verify and resume, without keeping a copy).
+ * Destinations for downloads (GetSink, used by fs-transfer.ts): memory, a local file that survives
+ * interruption and is resumed, a stream (stdout) fed strictly in order although chunks arrive out of order,
+ * and a comparison with the bytes that were uploaded (read-back verify and resume, without keeping a copy).
+ * InOrder hashes chunks in offset order as they arrive (also used by uploads).
  *
  * FileSink writes to `<path>.part` and renames it over `<path>` only when complete (after fsync), so a
  * partial download never looks like the real file; the next download of the same path resumes from the
@@ -199,16 +200,53 @@ export class CompareSink implements GetSink {
 }
 
 /**
- * Chunks that arrive in any order, released and hashed in offset order: early chunks wait (at most a
- * window of them) until the gap before them is filled.
+ * Collects a download in memory, hashing the chunks in offset order as they arrive (so the SHA-256 is ready
+ * when the last chunk is, with no second pass over the whole buffer).
  */
-class InOrder {
+export class MemorySink implements GetSink {
+  readonly start = 0;
+  private parts = new Map<number, Buffer>();
+  private order = new InOrder();
+  private size = 0;
+  private out: Buffer | undefined;
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    this.parts.set(offset, data);
+    this.order.add(offset, data);
+  }
+  async restart(): Promise<void> {
+    this.parts.clear();
+    this.order = new InOrder();
+  }
+  async finish(size: number): Promise<void> {
+    if (!this.order.complete(size)) throw new IoError(`received ${this.order.next} of ${size} bytes in order`);
+    this.size = size;
+    const out = Buffer.allocUnsafe(size);
+    for (const [off, d] of this.parts) d.copy(out, off);
+    this.parts.clear();
+    this.out = out;
+  }
+  buffer(): Buffer {
+    return this.out ?? Buffer.alloc(this.size);
+  }
+  async sha256(): Promise<string> {
+    return this.order.sha256();
+  }
+}
+
+/**
+ * Chunks that arrive in any order, released and hashed in offset order: early chunks wait (at most a
+ * window of them) until the gap before them is filled. A chunk at an offset already passed is ignored
+ * (a chunk sent again after a retry).
+ */
+export class InOrder {
   next = 0;
   private readonly held = new Map<number, Buffer>();
   private readonly hash = createHash("sha256");
 
   /** Take a chunk; returns the chunks now in order (possibly none), already hashed. */
   add(offset: number, data: Buffer): Buffer[] {
+    if (offset < this.next) return [];
     this.held.set(offset, data);
     const ready: Buffer[] = [];
     let d: Buffer | undefined;

@@ -124,7 +124,10 @@ describe("put/get on a remos device (FS.Sha256)", () => {
     const f = fake({ sha256: true, inject: (m) => { if (m === "FS.Get") throw new RpcError(400, "bad"); } });
     f.files.set("a", Buffer.from("hello"));
     await assert.rejects(f.device.fs.get("a"), DeviceError);
-    assert.equal(f.calls.filter((c) => c.method === "FS.Get").length, 1);
+    // one call per chunk of the first window (asked for at once), none of them retried
+    const gets = f.calls.filter((c) => c.method === "FS.Get").map((c) => c.params.offset as number);
+    assert.equal(gets.length, new Set(gets).size);
+    assert.equal(gets.filter((off) => off === 0).length, 1);
   });
 
   it("resumes an interrupted upload after a proven prefix", async () => {
