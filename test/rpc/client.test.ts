@@ -44,6 +44,41 @@ describe("RpcClient", () => {
     assert.equal(await client.call("Slow"), 1);
   });
 
+  it("makes unique ids in mos's range and matches answers whose id comes back as a digit string", async () => {
+    const [a, b] = LoopbackChannel.pair();
+    const ids: unknown[] = [];
+    b.onFrame(({ frame }) => {
+      ids.push(frame.id);
+      void b.send({ id: String(frame.id), result: frame.params });
+    });
+    const client = new RpcClient(a);
+    const got = await Promise.all(Array.from({ length: 300 }, (_, i) => client.call("Echo", i)));
+    assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+    assert.equal(new Set(ids).size, 300);
+    for (const id of ids) assert.ok(typeof id === "number" && Number.isSafeInteger(id) && id >= 2 ** 40 && id < 2 ** 41);
+    assert.equal(client.inFlight, 0);
+  });
+
+  it("keeps answering in order of arrival while a call never ends (its id is skipped, not reused)", async () => {
+    const [a, b] = LoopbackChannel.pair();
+    let hung: Frame | undefined;
+    b.onFrame(({ frame }) => {
+      if (frame.method === "Hang") hung = frame;
+      else void b.send({ id: frame.id, result: frame.params });
+    });
+    const client = new RpcClient(a);
+    const forever = client.call("Hang", undefined, { timeout: 0 });
+    for (let i = 0; i < 2000; i++) assert.equal(await client.call("Echo", i), i);
+    assert.equal(client.inFlight, 1);
+    assert.ok(hung);
+    await b.send({ id: hung.id, result: "late but matched" });
+    assert.equal(await forever, "late but matched");
+    // an answer to an id never sent, or already answered, is dropped
+    await b.send({ id: hung.id, result: "again" });
+    await b.send({ id: 12345, result: "stranger" });
+    assert.equal(await client.call("Echo", "still fine"), "still fine");
+  });
+
   it("fails every pending call promptly when the channel closes", async () => {
     const s = new RpcServer();
     s.addHandler("Hang", () => new Promise(() => undefined));
