@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
 import { after, describe, it } from "node:test";
 import fc from "fast-check";
+import { AbortedError, TransportError } from "../../src/errors.js";
+import { openMqtt } from "../../src/transport/mqtt-common.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
 import {
   MAX_REMAINING_LENGTH,
@@ -235,5 +237,74 @@ describe("mqtt-session against scripted brokers", { timeout: 20_000 }, () => {
     assert.deepEqual(await session.subscribe(["a", "b"], 1), [1, 0x80]);
     await session.end();
     await assert.rejects(session.publish("t", "late", 1), /closed/);
+  });
+
+  it("QoS 2 both ways: PUBREC/PUBREL/PUBCOMP", async () => {
+    const seen: string[] = [];
+    const b = await scriptedBroker((s, p) => {
+      seen.push(p.type);
+      if (p.type === "connect") {
+        s.write(connack);
+        s.write(encodePublish("in/q2", "incoming", 2, 77));
+      }
+      if (p.type === "publish" && p.messageId) s.write(encodePacket({ type: "pubrec", messageId: p.messageId }));
+      if (p.type === "pubrel") s.write(encodePacket({ type: "pubcomp", messageId: p.messageId }));
+      if (p.type === "pubrec") s.write(encodePacket({ type: "pubrel", messageId: p.messageId }));
+    });
+    servers.push(b);
+    let got!: (s: string) => void;
+    const incoming = new Promise<string>((resolve) => (got = resolve));
+    const session = await MqttSession.connect({ url: `mqtt://127.0.0.1:${b.port}`, clientId: "q2" }, (s) => s.on("message", (_t, payload) => got(payload.toString())));
+    await session.publish("out/q2", "outgoing", 2);
+    assert.equal(await incoming, "incoming");
+    await new Promise((r) => setTimeout(r, 50));
+    for (const t of ["pubrel", "pubrec", "pubcomp"]) assert.ok(seen.includes(t), `broker saw ${t} (${seen.join(",")})`);
+    await session.end();
+  });
+
+  it("packets written in one tick leave together (corked: one writev), not one write each", async () => {
+    let publishes = 0;
+    const b = await scriptedBroker((s, p) => {
+      if (p.type === "connect") s.write(connack);
+      if (p.type === "publish") publishes++;
+    });
+    servers.push(b);
+    const session = await MqttSession.connect({ url: `mqtt://127.0.0.1:${b.port}`, clientId: "cork" });
+    // Count what the stream hands to the socket handle: one _writev for the batch, or one _write per packet.
+    const sock = session.socket as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const calls: string[] = [];
+    for (const name of ["_write", "_writev"]) {
+      const orig = sock[name]?.bind(sock);
+      if (orig) sock[name] = (...a: unknown[]) => (calls.push(name), orig(...a));
+    }
+    await Promise.all(Array.from({ length: 50 }, (_, i) => session.publish("t", `m${i}`, 0)));
+    const deadline = Date.now() + 5000;
+    while (publishes < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(publishes, 50);
+    assert.deepEqual(calls, ["_writev"], "50 publishes in one tick went out in one writev");
+    await session.end();
+  });
+
+  it("openMqtt: a broker that never sends CONNACK times out, an abort is AbortedError, refusals are typed", async () => {
+    const b = await scriptedBroker(() => undefined);
+    servers.push(b);
+    const url = `mqtt://127.0.0.1:${b.port}`;
+    await assert.rejects(
+      openMqtt({ url, clientId: "slow" }, { timeoutMs: 300, peer: url, tlsUsed: false }),
+      (e: Error) => e instanceof TransportError && /no answer from the broker within 300 ms/.test(e.message),
+    );
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(openMqtt({ url, clientId: "abort" }, { timeoutMs: 5000, signal: ac.signal, peer: url, tlsUsed: false }), AbortedError);
+    const refusing = await scriptedBroker((s, p) => {
+      if (p.type === "connect") s.write(encodePacket({ type: "connack", sessionPresent: false, returnCode: 4 }));
+    });
+    servers.push(refusing);
+    await assert.rejects(
+      openMqtt({ url: `mqtt://127.0.0.1:${refusing.port}`, clientId: "bad" }, { timeoutMs: 5000, peer: "P", tlsUsed: false }),
+      (e: Error) => e instanceof TransportError && e.message === "P: broker refused the connection, return code 4 (bad user name or password)",
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(b.sockets.size, 0, "the timed-out and aborted connections were closed");
   });
 });
