@@ -43,6 +43,69 @@ export async function measureLatency(op: () => Promise<unknown>, o: { warmup?: n
   return stats(samples);
 }
 
+/**
+ * Latency of two operations measured in alternating blocks (a, b, a, b...), so drift on a shared machine
+ * (CPU frequency, other processes) falls on both alike; percentiles over all samples of each.
+ */
+export async function measureLatencyPair(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  o: { warmup?: number; iterations?: number; rounds?: number } = {},
+): Promise<[LatencyStats, LatencyStats]> {
+  const rounds = o.rounds ?? 8;
+  const per = Math.ceil((o.iterations ?? 2000) / rounds);
+  for (const op of [a, b]) for (let i = 0; i < (o.warmup ?? 200); i++) await op();
+  const sa: number[] = [];
+  const sb: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const [op, out] of [[a, sa], [b, sb]] as const) {
+      for (let i = 0; i < per; i++) {
+        const t0 = performance.now();
+        await op();
+        out.push(performance.now() - t0);
+      }
+    }
+  }
+  return [stats(sa), stats(sb)];
+}
+
+/** Throughput (ops/s) of two operations in alternating time slices, as measureLatencyPair. */
+export async function measureThroughputPair(
+  a: () => Promise<unknown>,
+  b: () => Promise<unknown>,
+  o: { inFlight: number; durationMs?: number; rounds?: number },
+): Promise<[number, number]> {
+  const rounds = o.rounds ?? 5;
+  const slice = (o.durationMs ?? 2000) / rounds;
+  const tally = [
+    { done: 0, ms: 0 },
+    { done: 0, ms: 0 },
+  ];
+  const run = async (op: () => Promise<unknown>, ms: number): Promise<{ done: number; ms: number }> => {
+    const until = performance.now() + ms;
+    let done = 0;
+    const loop = async (): Promise<void> => {
+      while (performance.now() < until) {
+        await op();
+        done++;
+      }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: o.inFlight }, loop));
+    return { done, ms: performance.now() - t0 };
+  };
+  await run(a, 200);
+  await run(b, 200);
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, op] of [a, b].entries()) {
+      const x = await run(op, slice);
+      tally[i].done += x.done;
+      tally[i].ms += x.ms;
+    }
+  }
+  return [tally[0].done / (tally[0].ms / 1000), tally[1].done / (tally[1].ms / 1000)];
+}
+
 /** Operations per second with `inFlight` concurrent loops for `durationMs`. */
 export async function measureThroughput(op: () => Promise<unknown>, o: { inFlight: number; durationMs?: number; warmupMs?: number }): Promise<number> {
   const run = async (ms: number): Promise<number> => {

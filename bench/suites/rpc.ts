@@ -2,10 +2,11 @@
  * RPC round trip (p50, p99; one call at a time) and calls per second (1 and 64 in flight) over HTTP, WS,
  * MQTT (mosquitto) and serial (socat pty), each against the raw transport doing the same round trip with
  * the same library (bench/lib/fixtures.ts). The remos side calls `RPC.Ping` on a `mos device` process.
+ * Raw and remos are measured in alternating blocks (measure.ts `...Pair`), never one long run after the other.
  */
 import { errorMessage } from "../../src/errors.js";
 import { TRANSPORTS, setupTransport } from "../lib/fixtures.js";
-import { measureLatency, measureThroughput } from "../lib/measure.js";
+import { measureLatencyPair, measureThroughputPair } from "../lib/measure.js";
 import type { Results } from "../lib/report.js";
 
 export async function runRpc(results: Results, quick: boolean): Promise<void> {
@@ -23,13 +24,12 @@ export async function runRpc(results: Results, quick: boolean): Promise<void> {
     try {
       const rpcOp = (): Promise<unknown> => fx.device.call("RPC.Ping");
       const rawOp = (): Promise<unknown> => fx.raw.request(frame);
-      const rawLat = await measureLatency(rawOp, { iterations, warmup: 100 });
-      const rpcLat = await measureLatency(rpcOp, { iterations, warmup: 100 });
+      // raw and remos alternate in blocks, so drift on the machine falls on both alike
+      const [rawLat, rpcLat] = await measureLatencyPair(rawOp, rpcOp, { iterations, warmup: 100 });
       results.add({ suite: "rpc", name: `${kind} round trip p50`, value: rpcLat.p50, unit: "ms", baselineName: `raw ${kind}`, baseline: rawLat.p50, target: "<= 1.25" });
       results.add({ suite: "rpc", name: `${kind} round trip p99`, value: rpcLat.p99, unit: "ms", baselineName: `raw ${kind}`, baseline: rawLat.p99 });
       for (const inFlight of [1, 64]) {
-        const rawTp = await measureThroughput(rawOp, { inFlight, durationMs });
-        const rpcTp = await measureThroughput(rpcOp, { inFlight, durationMs });
+        const [rawTp, rpcTp] = await measureThroughputPair(rawOp, rpcOp, { inFlight, durationMs });
         results.add({ suite: "rpc", name: `${kind} calls/s, ${inFlight} in flight`, value: rpcTp, unit: "calls/s", baselineName: `raw ${kind}`, baseline: rawTp, target: ">= 0.8" });
       }
     } catch (e) {
