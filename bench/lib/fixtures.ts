@@ -4,12 +4,22 @@
  * loopback, optionally through a delaying proxy (bench/lib/delay-proxy.ts) that adds `rttMs` of round
  * trip. MQTT goes through one mosquitto (`set_tcp_nodelay true`) for both; serial through socat ptys.
  */
-import { connect, type Device } from "../../src/api/device.js";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Device } from "../../src/api/device.js";
 import { startPtyPair } from "../../test/helpers/pty.js";
 import { startAgent, startEcho } from "./children.js";
 import { startDelayProxy } from "./delay-proxy.js";
 import { startBroker } from "./mosquitto.js";
 import { type RawLink, rawHttp, rawMqtt, rawSerial, rawWs } from "./raw-clients.js";
+import { ROOT } from "./report.js";
+
+/**
+ * The remos API as users run it: the built dist/ (`npm run bench` builds first), not src/ through the
+ * bench's TypeScript loader (which wraps every function it creates, closures per call included).
+ */
+const api = (await import(pathToFileURL(join(ROOT, "dist", "index.js")).href)) as typeof import("../../src/index.js");
+const connect = api.connect;
 
 export type TransportKind = "http" | "ws" | "mqtt" | "serial";
 /** All four, or those named in BENCH_TRANSPORTS (e.g. `mqtt,ws`). */
