@@ -16,7 +16,8 @@ import { EventEmitter } from "node:events";
 import { type Socket, connect as netConnect } from "node:net";
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
 import { debug } from "../log.js";
-import { type ConnectPacket, MqttParser, MqttProtocolError, type OversizedPublish, type Packet, type QoS, connackMessage, encodePacket, encodePublish } from "./mqtt-wire.js";
+import { MqttParser } from "./mqtt-parser.js";
+import { type ConnectPacket, MqttProtocolError, type OversizedPublish, type Packet, type QoS, connackMessage, encodePacket, encodePublish } from "./mqtt-wire.js";
 
 /** The broker refused the connection in its CONNACK. */
 export class ConnackError extends Error {

@@ -1,5 +1,5 @@
 /**
- * The MQTT 3.1.1 codec (src/transport/mqtt-wire.ts) without sockets: every packet type round-trips,
+ * The MQTT 3.1.1 codec (src/transport/mqtt-wire.ts, mqtt-parser.ts) without sockets: every packet type round-trips,
  * the incremental parser gives the same packets however the bytes are split, arbitrary bytes never make
  * it throw anything but MqttProtocolError, and oversized packets are refused (PUBLISH: skipped and
  * reported) without being buffered. Plus the session (mqtt-session.ts) against scripted TCP brokers:
@@ -12,9 +12,9 @@ import fc from "fast-check";
 import { AbortedError, TransportError } from "../../src/errors.js";
 import { openMqtt } from "../../src/transport/mqtt-common.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
+import { MqttParser } from "../../src/transport/mqtt-parser.js";
 import {
   MAX_REMAINING_LENGTH,
-  MqttParser,
   MqttProtocolError,
   type OversizedPublish,
   type Packet,
