@@ -296,8 +296,10 @@ function encodeSpliced(f: Frame): string | undefined {
   for (const field of ["params", "result", "args"] as const) {
     const holder = f[field];
     if (holder === null || typeof holder !== "object" || Array.isArray(holder) || holder instanceof Base64Text) continue;
-    for (const [key, value] of Object.entries(holder as Record<string, unknown>)) {
-      if (!(value instanceof Base64Text)) continue;
+    // for-in, not Object.entries: no arrays made for the common frame that has no Base64Text
+    for (const key in holder) {
+      const value = (holder as Record<string, unknown>)[key];
+      if (!(value instanceof Base64Text) || !Object.hasOwn(holder, key)) continue;
       if (found !== undefined) return undefined;
       found = { field, key, value };
     }
