@@ -32,7 +32,8 @@ import { httpDigestAuthorization } from "../rpc/digest.js";
 import type { Frame } from "../rpc/frame.js";
 import { Slots } from "../rpc/slots.js";
 import { BaseChannel } from "./base.js";
-import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
+import type * as TlsClientModule from "./tls-client.js";
+import { hasClientCert, linkError, refusedAfterHandshake } from "./tls-errors.js";
 import type { ConnectOptions } from "./options.js";
 
 /**
@@ -52,10 +53,12 @@ export const HTTP_MAX_SOCKETS = 32;
 export const HTTP_IDLE_TIMEOUT_MS = 10 * 60_000;
 
 /**
- * node:https (and with it node:tls) is imported by `connect` for the first https:// URL only, so a plain
- * http:// call never loads TLS (CLI cold start). Channels are only made by `connect`, after that import.
+ * node:https and tls-client.ts (and with them node:tls) are imported by `connect` for the first https://
+ * URL only, so a plain http:// call never loads TLS (CLI cold start). Channels are only made by `connect`,
+ * after that import.
  */
 let https: typeof HttpsModule;
+let tlsClient: typeof TlsClientModule;
 
 interface HttpAnswer {
   status: number;
@@ -92,7 +95,7 @@ class HttpClientChannel extends BaseChannel {
     this.href = `${url.protocol}//${url.host}${this.path}`;
     const agentOptions = { keepAlive: true, maxSockets: HTTP_MAX_SOCKETS, maxFreeSockets: HTTP_MAX_SOCKETS };
     this.agent = isTls
-      ? new https.Agent({ ...agentOptions, ...clientTlsOptions(options.tls, url.hostname) })
+      ? new https.Agent({ ...agentOptions, ...tlsClient.clientTlsOptions(options.tls, url.hostname) })
       : new http.Agent(agentOptions);
   }
 
@@ -230,7 +233,7 @@ class HttpClientChannel extends BaseChannel {
     const onReady = (): void => {
       done();
       if (this.isTls) {
-        this.info.tls = tlsPeerInfo(socket as TLSSocket);
+        this.info.tls = tlsClient.tlsPeerInfo(socket as TLSSocket);
         this.freshTls.add(req);
       }
     };
@@ -266,6 +269,6 @@ export async function connect(url: URL, options: ConnectOptions = {}): Promise<C
     throw new UsageError(`not an http:// or https:// URL: ${url.protocol}//${url.host}${url.pathname}`);
   }
   if (options.signal?.aborted) throw new AbortedError("connect aborted");
-  if (url.protocol === "https:") https ??= await import("node:https");
+  if (url.protocol === "https:") [https, tlsClient] = await Promise.all([import("node:https"), import("./tls-client.js")]);
   return new HttpClientChannel(url, options);
 }
