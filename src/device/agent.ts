@@ -161,10 +161,8 @@ class Agent implements DeviceAgent {
       const left = this.rebootAt - Date.now();
       if (left < REBOOT_LOCKOUT_MS) throw new RpcError(418, `shutting down in ${Math.max(0, Math.round(left))} ms`);
     });
-    // rpc.service_sys_enable=false: Sys.* are not there at all (404 before any ACL check, as unregistered)
-    s.addPreHandler((ctx) => {
-      if (!this.store.live.rpc.service_sys_enable && /^sys\./i.test(ctx.method)) throw new RpcError(404, `No handler for ${ctx.method}`);
-    });
+    // rpc.service_sys_enable=false: Sys.* are not there at all (404 before any ACL check, not in RPC.List)
+    s.setMethodFilter((method) => this.store.live.rpc.service_sys_enable || !/^sys\./i.test(method));
     s.addPreHandler(security.preHandler);
     registerSysService(s, {
       info: () => this.sysInfo(),

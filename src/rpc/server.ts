@@ -91,6 +91,7 @@ export interface DescribeResult {
 export class RpcServer {
   private readonly registrations: Registration[] = [];
   private readonly preHandlers: PreHandler[] = [];
+  private methodFilter: ((method: string) => boolean) | undefined;
   /** Stop functions of the channels being served (Slots: an HTTP request is a channel, so no Map churn). */
   private readonly served = new Slots<() => void>();
   /** Marks a channel this server serves (its stop function), so serve() twice returns the same one. */
@@ -122,6 +123,16 @@ export class RpcServer {
     return true;
   }
 
+  /**
+   * Hide methods: a name the filter refuses is answered 404 `No handler for <name>` before any
+   * pre-handler (as if never registered) and is left out of RPC.List and RPC.Describe. It is asked
+   * on every call, so it may follow live state (e.g. `rpc.service_sys_enable`).
+   */
+  setMethodFilter(filter: ((method: string) => boolean) | undefined): this {
+    this.methodFilter = filter;
+    return this;
+  }
+
   addPreHandler(pre: PreHandler): this {
     this.preHandlers.push(pre);
     return this;
@@ -129,7 +140,8 @@ export class RpcServer {
 
   /** Method names in the order RPC.List reports them (latest registration first). */
   listMethods(): string[] {
-    return this.registrations.map((r) => r.pattern);
+    const shown = this.methodFilter;
+    return this.registrations.filter((r) => !shown || shown(r.pattern)).map((r) => r.pattern);
   }
 
   private find(method: string): Registration | undefined {
@@ -142,6 +154,7 @@ export class RpcServer {
   }
 
   describe(name: string): DescribeResult | undefined {
+    if (this.methodFilter && !this.methodFilter(name)) return undefined;
     const r = this.registrations.find((x) => x.pattern.toLowerCase() === name.toLowerCase()) ?? this.find(name);
     if (!r) return undefined;
     const d: DescribeResult = { name: r.pattern, args_fmt: r.argsFmt ?? "" };
@@ -230,6 +243,7 @@ export class RpcServer {
     let result: unknown;
     let error: { code: number; message?: string } | undefined;
     try {
+      if (this.methodFilter && !this.methodFilter(req.method)) throw new RpcError(404, `No handler for ${req.method}`);
       // Synchronous pre-handlers and handlers are not awaited: each await is a microtask turn per call.
       for (const pre of this.preHandlers) {
         const p: unknown = pre(ctx);

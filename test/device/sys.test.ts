@@ -119,10 +119,14 @@ describe("device Sys and RPC services", () => {
     assert.deepEqual(await deviceError(t.client.call("Demo.Mode", { mode: "on", tags: ["a", 1] })), { code: 400, message: "tags[1] must be string" });
   });
 
-  it("rpc.service_sys_enable=false hides Sys.* (404)", async () => {
+  it("rpc.service_sys_enable=false hides Sys.* (404, and not in RPC.List or RPC.Describe)", async () => {
+    assert.ok(((await t.client.call("RPC.List")) as string[]).includes("Sys.GetInfo"));
     await t.client.call("Config.Set", { config: { rpc: { service_sys_enable: false } } });
     try {
       assert.deepEqual(await deviceError(t.client.call("Sys.GetInfo")), { code: 404, message: "No handler for Sys.GetInfo" });
+      const listed = (await t.client.call("RPC.List")) as string[];
+      assert.ok(listed.includes("FS.List") && !listed.some((m) => /^sys\./i.test(m)), listed.join(","));
+      assert.deepEqual(await deviceError(t.client.call("RPC.Describe", { name: "Sys.Reboot" })), { code: 404, message: "name not found" });
     } finally {
       await t.client.call("Config.Set", { config: { rpc: { service_sys_enable: true } } });
     }
