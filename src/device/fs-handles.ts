@@ -7,8 +7,8 @@
  * `max` handles are kept (least recently used go first); a handle unused for `idleMs` is closed. Handles
  * in use are closed only when their last user is done.
  */
-import type { Stats } from "node:fs";
-import { type FileHandle, stat } from "node:fs/promises";
+import { type Stats, statSync } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { debug } from "../log.js";
 import type { FsRoot } from "./fsroot.js";
 
@@ -62,7 +62,14 @@ export class FsHandles {
     const key = `${mode}\u0000${root.root}\u0000${name}`;
     const kept = this.entries.get(key);
     if (kept !== undefined) {
-      const st = await stat(kept.path).catch(() => undefined);
+      // Synchronous on purpose: a stat of a local path takes microseconds, a round trip through libuv's
+      // thread pool costs more than that in wakeups (it was the agent's biggest per-chunk cost).
+      let st: Stats | undefined;
+      try {
+        st = statSync(kept.path);
+      } catch {
+        st = undefined;
+      }
       if (st !== undefined && !kept.dropped && st.ino === kept.ino && st.dev === kept.dev && st.isFile()) return this.lend(kept, st);
       this.drop(kept);
     }

@@ -1,0 +1,114 @@
+/**
+ * The codec's fast paths for frames carrying file bytes (rpc/frame.ts): a Base64Text spliced into the text
+ * gives exactly what JSON.stringify of the plain string gives, and a big `data` string cut out of the text
+ * decodes exactly as JSON.parse of the whole text — or the fast path steps aside (escapes, nesting, two
+ * Base64Text values, a placeholder lookalike) and the ordinary path answers.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { Base64Text, type Frame, decodeFrame, encodeFrame } from "../../src/rpc/frame.js";
+
+/** The frame with every Base64Text replaced by its plain string. */
+function plain(f: Frame): Frame {
+  const out: Frame = { ...f };
+  for (const k of ["params", "result", "args"] as const) {
+    const v = out[k];
+    if (v !== null && typeof v === "object" && !Array.isArray(v)) out[k] = JSON.parse(JSON.stringify(v)) as unknown;
+  }
+  return out;
+}
+
+/**
+ * What decodeFrame must give: the ordinary path, reached by writing `"data" :` for `"data":` (the same JSON,
+ * but not what the fast path looks for).
+ */
+function reference(text: string): unknown {
+  return actual(text.replaceAll('"data":', '"data" :'));
+}
+function actual(text: string): unknown {
+  try {
+    return decodeFrame(text);
+  } catch (e) {
+    return { threw: (e as Error).name };
+  }
+}
+
+const small = fc.jsonValue({ maxDepth: 2 });
+const bytes = fc.uint8Array({ minLength: 0, maxLength: 40_000 });
+
+describe("frames with big base64 data", () => {
+  it("encodes a Base64Text exactly as JSON.stringify encodes the same string, in requests and responses", () => {
+    fc.assert(
+      fc.property(bytes, small, fc.constantFrom("params", "result", "args"), fc.string({ maxLength: 20 }), (b, other, field, name) => {
+        const data = Base64Text.of(b);
+        const holder = { filename: name, data, other };
+        const f: Frame = field === "result" ? { id: 12, src: "dev", result: holder } : { id: 12, src: "mos", method: "FS.Put", [field]: holder };
+        const text = encodeFrame(f);
+        assert.equal(text, encodeFrame(plain(f)));
+        assert.equal(JSON.stringify(data), JSON.stringify(Buffer.from(b).toString("base64")));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("falls back to JSON.stringify with two Base64Text values or one nested deeper", () => {
+    const a = Base64Text.of(randomBytes(30_000));
+    const b = Base64Text.of(randomBytes(10));
+    for (const f of [
+      { id: 1, method: "X", params: { data: a, more: b } },
+      { id: 1, method: "X", params: { inner: { data: a } } },
+      { id: 1, result: [a] },
+      { id: 1, method: "X", params: { data: a }, result: { data: b } },
+    ] as Frame[]) {
+      assert.equal(encodeFrame(f), JSON.stringify(JSON.parse(encodeFrame(plain(f)))));
+      assert.deepEqual(JSON.parse(encodeFrame(f)), JSON.parse(JSON.stringify(f)));
+    }
+  });
+
+  it("decodes a big data string exactly as JSON.parse does, wherever it is and whatever it holds", () => {
+    const bigString = fc.oneof(
+      bytes.map((b) => Buffer.from(b).toString("base64")),
+      fc.string({ minLength: 16_000, maxLength: 20_000, unit: "binary" }),
+      fc.tuple(fc.string({ maxLength: 10 }), fc.constantFrom('"', "\\", "\n", "\u0000", "\u2028", "\ud800")).map(([s, c]) => "A".repeat(17_000) + c + s),
+    );
+    const where = fc.constantFrom("params", "result", "args", "nested", "twice");
+    fc.assert(
+      fc.property(bigString, where, small, fc.constantFrom("", " "), (data, at, other, space) => {
+        const obj: Record<string, unknown> =
+          at === "nested" ? { id: 5, method: "M", params: { x: { data } } }
+          : at === "twice" ? { id: 5, result: { data, more: { data } } }
+          : at === "result" ? { id: 5, result: { left: 3, data, other } }
+          : { id: 5, method: "FS.Put", [at]: { filename: "f", data, other } };
+        let text = JSON.stringify(obj);
+        if (space) text = text.replace('"data":', '"data": ');
+        assert.deepEqual(actual(text), reference(text));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it("decodes broken big frames as the ordinary path does (refused), and frames that only look alike", () => {
+    const data = "QUJD".repeat(5000);
+    for (const text of [
+      `{"id":1,"result":{"data":"${data}"`, // cut short
+      `{"id":1,"result":{"data":"${data}"}}}`, // one brace too many
+      `{"id":1,"result":{"data":"${data}}}`, // the string never ends
+      `{"id":1,"result":{"data":"${data}"},"id":}`,
+      `["data":"${data}"]`,
+      `{"id":1,"result":{"x\\"data":"${data}"}}`, // "data" inside a key
+      `{"id":1,"result":{"note":"\\"data\\":\\"${data}","data":"${data}"}}`,
+      `{"id":1,"method":"M","params":"${data}","data":"${data}"}`,
+    ]) {
+      assert.deepEqual(actual(text), reference(text), text.slice(0, 60));
+    }
+  });
+
+  it("keeps a big id's text when the data was cut out", () => {
+    const text = `{"id":123456789012345678901,"result":{"data":"${"QUJD".repeat(5000)}","left":0}}`;
+    const d = decodeFrame(text);
+    assert.equal(d.rawId, "123456789012345678901");
+    assert.equal((d.frame.result as { data: string }).data.length, 20_000);
+  });
+});
