@@ -10,7 +10,7 @@
  *   the server's local ids is dropped ("Wrong dst").
  * - Pre-handlers (auth, ACL, reboot lockout) run before the handler and may throw RpcError or set the user.
  */
-import { RpcError, errorMessage } from "../errors.js";
+import { ChannelClosedError, RpcError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "./channel.js";
 import { echoId, type DecodedFrame, type Frame } from "./frame.js";
@@ -31,8 +31,10 @@ export interface RequestContext {
   user?: string;
   /** Aborted when the channel closes or the server stops. */
   signal: AbortSignal;
-  /** Send a frame back over the same channel (for notifications such as GPIO.Int). */
+  /** Send a frame back over the same channel. */
   sendOnChannel(frame: Frame): Promise<void>;
+  /** Send a frame routed by its `dst`, falling back to this request's channel (RpcServer.sendRouted). */
+  sendRouted(frame: Frame): Promise<void>;
 }
 
 export type Handler<P = unknown, R = unknown> = (params: P, ctx: RequestContext) => R | Promise<R>;
@@ -92,6 +94,9 @@ export class RpcServer {
   private readonly registrations: Registration[] = [];
   private readonly preHandlers: PreHandler[] = [];
   private methodFilter: ((method: string) => boolean) | undefined;
+  /** Served channels by name (the first `src` each brought) and the default routes, for sendRouted. */
+  private readonly routes = new Map<string, Channel>();
+  private readonly defaultRoutes = new Set<Channel>();
   /** Stop functions of the channels being served (Slots: an HTTP request is a channel, so no Map churn). */
   private readonly served = new Slots<() => void>();
   /** Marks a channel this server serves (its stop function), so serve() twice returns the same one. */
@@ -200,7 +205,16 @@ export class RpcServer {
     // and aborting one builds a DOMException (12% of the device's CPU per HTTP call when eager).
     let abort: AbortController | undefined;
     const signal = (): AbortSignal => (abort ??= new AbortController()).signal;
+    // Routing (spec §1.4): a channel takes the name of the first `src` it brings; MQTT and outbound WS
+    // are the default route "*".
+    let name: string | undefined;
+    const isDefaultRoute = DEFAULT_ROUTE_TYPES.has(channel.info.type);
+    if (isDefaultRoute) this.defaultRoutes.add(channel);
     const offFrame = channel.onFrame((received) => {
+      if (name === undefined && received.frame.src) {
+        name = received.frame.src;
+        this.routes.set(name, channel);
+      }
       void this.dispatch(received, channel, signal);
     });
     let stopped = false;
@@ -209,6 +223,8 @@ export class RpcServer {
       stopped = true;
       offFrame();
       offClose();
+      if (name !== undefined && this.routes.get(name) === channel) this.routes.delete(name);
+      if (isDefaultRoute) this.defaultRoutes.delete(channel);
       abort?.abort();
       this.served.remove(slot);
       marked[this.servedMark] = undefined;
@@ -218,6 +234,20 @@ export class RpcServer {
     marked[this.servedMark] = stop;
     if (channel.closed) stop();
     return stop;
+  }
+
+  /**
+   * Send a frame the device originates (a notification such as GPIO.Int) the way the firmware routes it:
+   * to the open channel named by its `dst` (the last one whose first frame came from that src), else
+   * to the default route (an open MQTT or outbound WS channel), else over `fallback` (the channel the
+   * request that set it up came on) while that is open.
+   */
+  sendRouted(frame: Frame, fallback?: Channel): Promise<void> {
+    const named = frame.dst ? this.routes.get(frame.dst) : undefined;
+    if (named && !named.closed) return named.send(frame);
+    for (const ch of this.defaultRoutes) if (!ch.closed) return ch.send(frame);
+    if (fallback && !fallback.closed) return fallback.send(frame);
+    return Promise.reject(new ChannelClosedError(`no open channel to ${frame.dst || "the default route"}`));
   }
 
   /** Stop serving every channel (their handlers see their signal abort). */
@@ -239,7 +269,7 @@ export class RpcServer {
       debug("rpc", "Wrong dst: frame dropped", { dst: req.dst, method: req.method });
       return;
     }
-    const ctx = new Context(req, channel, signal);
+    const ctx = new Context(this, req, channel, signal);
     let result: unknown;
     let error: { code: number; message?: string } | undefined;
     try {
@@ -296,10 +326,12 @@ class Context implements RequestContext {
   readonly frame: Frame;
   readonly channel: ChannelInfo;
   user: string | undefined;
+  private readonly server: RpcServer;
   private readonly link: Channel;
   private signalSource: AbortSignal | (() => AbortSignal) | undefined;
 
-  constructor(frame: Frame, link: Channel, signal: AbortSignal | (() => AbortSignal) | undefined) {
+  constructor(server: RpcServer, frame: Frame, link: Channel, signal: AbortSignal | (() => AbortSignal) | undefined) {
+    this.server = server;
     this.method = frame.method as string;
     this.frame = frame;
     this.channel = link.info;
@@ -318,7 +350,14 @@ class Context implements RequestContext {
   sendOnChannel(frame: Frame): Promise<void> {
     return this.link.send(frame);
   }
+
+  sendRouted(frame: Frame): Promise<void> {
+    return this.server.sendRouted(frame, this.link);
+  }
 }
+
+/** Channel types that are the device's default route "*" (spec §1.4). */
+const DEFAULT_ROUTE_TYPES: ReadonlySet<string> = new Set(["MQTT", "WS_out", "WSS_out"]);
 
 /** Distinct method names remembered by RpcServer.find before the memo is cleared. */
 const RESOLVED_CACHE_LIMIT = 512;

@@ -9,6 +9,7 @@ import { SysfsGpioHal, detectLinuxGpio } from "../../src/device/hal/gpio-linux.j
 import { registerGpioService } from "../../src/device/services/gpio.js";
 import { RpcClient, type Notification } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
+import { BaseChannel } from "../../src/transport/base.js";
 import { LoopbackChannel } from "../../src/transport/loopback.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -56,6 +57,42 @@ async function code(p: Promise<unknown>): Promise<[number, string]> {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) assert.fail(`condition not met within ${ms} ms`);
+    await sleep(5);
+  }
+}
+
+/** A loopback pair whose ends say they are MQTT links (a device's default route). */
+class MqttLikeChannel extends BaseChannel {
+  private peerEnd: MqttLikeChannel | undefined;
+  static pair(): [MqttLikeChannel, MqttLikeChannel] {
+    const a = new MqttLikeChannel();
+    const b = new MqttLikeChannel();
+    a.peerEnd = b;
+    b.peerEnd = a;
+    return [a, b];
+  }
+  private constructor() {
+    super({ type: "MQTT", peer: "broker", maxFrameSize: 1 << 20 });
+  }
+  protected sendText(text: string): Promise<void> {
+    const peer = this.peerEnd;
+    queueMicrotask(() => peer?.deliver(text));
+    return Promise.resolve();
+  }
+  private deliver(text: string): void {
+    this.receiveText(text);
+  }
+  protected async closeLink(): Promise<void> {
+    const peer = this.peerEnd;
+    this.peerEnd = undefined;
+    queueMicrotask(() => peer?.close());
+  }
+}
 
 describe("GPIO service", () => {
   it("Read / ReadOut / Write / Toggle with their modes and errors", async () => {
@@ -130,6 +167,44 @@ describe("GPIO service", () => {
     assert.deepEqual(await code(client.call("GPIO.SetIntHandler", { pin: 3 })), [400, "pin and edge are required"]);
     assert.equal((await code(client.call("GPIO.SetIntHandler", { pin: 3, edge: "up" })))[0], 400);
     assert.equal((await code(client.call("GPIO.SetIntHandler", { pin: 3, edge: "any", pull: "sideways" })))[0], 400);
+  });
+
+  it("routes notifications by dst as the firmware does: named channel, then default route, then the caller", async () => {
+    const hal = new MemoryGpioHal();
+    const server = new RpcServer({ localIds: ["remos_GPIO02"] });
+    registerGpioService(server, hal);
+    const link = (src: string, type?: "MQTT") => {
+      const [a, b] = type ? MqttLikeChannel.pair() : LoopbackChannel.pair();
+      server.serve(b);
+      const client = new RpcClient(a, { src, timeoutMs: 5000 });
+      const got: Notification[] = [];
+      client.onNotification((n) => got.push(n));
+      cleanups.push(() => client.close());
+      return { client, got, device: b };
+    };
+    const watcher = link("watcher");
+    await watcher.client.call("RPC.Ping"); // its channel now carries the name "watcher"
+    const setter = link("mos");
+    await setter.client.call("GPIO.SetIntHandler", { pin: 5, edge: "any", dst: "watcher" });
+    hal.simulateInput(5, 1);
+    await waitFor(() => watcher.got.length === 1);
+    assert.equal(watcher.got[0].frame.dst, "watcher");
+    assert.equal(setter.got.length, 0);
+
+    // the setter's link goes away (as a one-shot HTTP request does): no named channel, no default
+    // route, no fallback -> dropped; with an MQTT link up, the default route carries it
+    const oneShot = link("mos");
+    await oneShot.client.call("GPIO.SetIntHandler", { pin: 6, edge: "any" });
+    await oneShot.device.close();
+    await setter.device.close();
+    hal.simulateInput(6, 1);
+    await sleep(30);
+    const cloud = link("cloud", "MQTT");
+    await cloud.client.call("RPC.Ping");
+    hal.simulateInput(6, 0);
+    await waitFor(() => cloud.got.length === 1);
+    assert.deepEqual([cloud.got[0].method, cloud.got[0].frame.dst, (cloud.got[0].params as { value: number }).value], ["GPIO.Int", "mos", 0]);
+    assert.equal(watcher.got.length, 1);
   });
 
   it("debounce_ms reports one event for a bouncing edge and none for a glitch", async () => {

@@ -130,7 +130,7 @@ export function registerGpioService(server: RpcServer, gpio: GpioHal): void {
       const frame: Frame = { method, params: { pin, ts: Math.round(ts) / 1000, value: level } };
       if (src) frame.src = src;
       if (dst) frame.dst = dst;
-      ctx.sendOnChannel(frame).catch((e: unknown) => debug("gpio", "GPIO interrupt notification not sent", { pin, error: errorMessage(e) }));
+      ctx.sendRouted(frame).catch((e: unknown) => debug("gpio", "GPIO interrupt notification not sent", { pin, error: errorMessage(e) }));
     };
     let last = await hal("error reading pin", () => gpio.read(pin));
     let window: NodeJS.Timeout | undefined;
