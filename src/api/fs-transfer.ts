@@ -115,7 +115,7 @@ async function resumePoint(core: DeviceCore, filename: string, src: ByteSource, 
   let size: number;
   try {
     const first = await getChunk(core, filename, 0, 1, { timeout: t.timeout, signal });
-    size = first.data.length + first.left;
+    size = first.length + first.left;
   } catch (e) {
     if (e instanceof DeviceError) return 0;
     throw e;
@@ -234,16 +234,35 @@ function checkSame(gotSize: number, gotSha: string, wantSize: number, wantSha: s
 }
 
 interface GetChunkResult {
-  data: Buffer;
+  /** The chunk as the device sent it (base64). */
+  text: string;
+  /** Bytes it holds (from its length and padding). */
+  length: number;
   left: number;
 }
 
 async function getChunk(core: DeviceCore, filename: string, offset: number, len: number, opts: { timeout: number; signal?: AbortSignal }): Promise<GetChunkResult> {
   const r = await core.call<{ data?: unknown; left?: unknown }>("FS.Get", { filename, offset, len }, opts);
   if (!r || typeof r !== "object") throw new TransportError("FS.Get: malformed result");
-  const data = fromBase64(r.data, "FS.Get");
+  if (typeof r.data !== "string") throw new TransportError("FS.Get: the device sent no data field");
   const left = typeof r.left === "number" && r.left >= 0 ? r.left : 0;
-  return { data, left };
+  return { text: r.data, length: Buffer.byteLength(r.data, "base64"), left };
+}
+
+/**
+ * One FS.Get answer into the sink, which must receive exactly `expected` bytes: decoded in place when the
+ * sink can (MemorySink: no Buffer per chunk, no copy), else as a Buffer.
+ */
+async function deliver(sink: GetSink, offset: number, r: GetChunkResult, expected: number, size: number): Promise<void> {
+  const wrong = (n: number): VerifyError => new VerifyError(`got ${n} bytes, expected ${expected}: the file changed during the transfer`);
+  if (sink.writeBase64 !== undefined && r.length === expected) {
+    const n = await sink.writeBase64(offset, r.text, expected, size);
+    if (n !== expected) throw wrong(n);
+    return;
+  }
+  const data = fromBase64(r.text, "FS.Get");
+  if (data.length !== expected) throw wrong(data.length);
+  await sink.write(offset, data);
 }
 
 /** Download `filename` into a sink; returns the size and SHA-256. */
@@ -273,7 +292,7 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
     const p0 = withAttempts(`chunk at offset ${start}`, t.attempts, o.signal, () => getChunk(core, filename, start, t.chunkSize, callOpts));
     speculate(start);
     first = await p0;
-    if (start > 0 && first.data.length === 0) throw new VerifyError("the local partial file is longer than the device's file");
+    if (start > 0 && first.length === 0) throw new VerifyError("the local partial file is longer than the device's file");
   } catch (e) {
     early.clear();
     if (start === 0 || !(e instanceof DeviceError || e instanceof VerifyError)) throw e;
@@ -283,22 +302,21 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
     first = await withAttempts("chunk at offset 0", t.attempts, o.signal, () => getChunk(core, filename, 0, t.chunkSize, callOpts));
   }
   const resumedFrom = start;
-  const size = start + first.data.length + first.left;
+  const size = start + first.length + first.left;
   // The device's checksum is asked for now, computed while chunks flow, compared at the end (a file that
   // changes during the download fails the comparison either way).
   const verifySha = (o.verify ?? "auto") !== "none" && t.fsSha256;
   const remote = verifySha ? fsSha256(core, filename, {}, callOpts) : undefined;
   remote?.catch(() => undefined); // awaited below
-  await sink.write(start, first.data);
+  await deliver(sink, start, first, first.length, size);
   await pumpChunks(
-    chunksOf(start + first.data.length, size, t.chunkSize),
-    { window: t.window, attempts: t.attempts, signal: o.signal, phase: "get", total: size, already: start + first.data.length, onProgress: o.onProgress },
+    chunksOf(start + first.length, size, t.chunkSize),
+    { window: t.window, attempts: t.attempts, signal: o.signal, phase: "get", total: size, already: start + first.length, onProgress: o.onProgress },
     async (c, attempt) => {
       const asked = attempt === 1 ? early.get(c.offset) : undefined;
       early.delete(c.offset);
       const r = await (asked ?? getChunk(core, filename, c.offset, c.length, callOpts));
-      if (r.data.length !== c.length) throw new VerifyError(`got ${r.data.length} bytes, expected ${c.length}: the file changed during the transfer`);
-      await sink.write(c.offset, r.data);
+      await deliver(sink, c.offset, r, c.length, size);
     },
   );
   await sink.finish(size);

@@ -8,6 +8,7 @@
  * partial download never looks like the real file; the next download of the same path resumes from the
  * `.part` file's size.
  */
+import { constants } from "node:buffer";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
@@ -27,6 +28,11 @@ export interface GetSink {
   sha256(): Promise<string>;
   /** Called once the content is verified (a file sink moves it into place). */
   commit?(): Promise<void>;
+  /**
+   * Optional: take a chunk as the device's base64 text and decode it in place; returns the bytes decoded
+   * (at most `length`). `size` is the whole file's size, known before the first chunk is delivered.
+   */
+  writeBase64?(offset: number, text: string, length: number, size: number): Promise<number>;
 }
 
 function ioError(what: string, e: unknown): IoError {
@@ -214,17 +220,32 @@ export class MemorySink implements GetSink {
     this.parts.set(offset, data);
     this.order.add(offset, data);
   }
+  /** Decodes straight into the one buffer of the whole file (allocated at the first chunk). */
+  async writeBase64(offset: number, text: string, length: number, size: number): Promise<number> {
+    if (this.out === undefined) {
+      if (size > constants.MAX_LENGTH) throw new IoError(`a ${size}-byte file does not fit in memory`);
+      this.out = Buffer.allocUnsafe(size);
+    }
+    if (offset + length > this.out.length) throw new IoError(`a chunk at ${offset} ends past the ${this.out.length}-byte file`);
+    const n = this.out.write(text, offset, length, "base64");
+    this.order.add(offset, this.out.subarray(offset, offset + n));
+    return n;
+  }
   async restart(): Promise<void> {
     this.parts.clear();
     this.order = new InOrder();
+    this.out = undefined;
   }
   async finish(size: number): Promise<void> {
     if (!this.order.complete(size)) throw new IoError(`received ${this.order.next} of ${size} bytes in order`);
     this.size = size;
-    const out = Buffer.allocUnsafe(size);
-    for (const [off, d] of this.parts) d.copy(out, off);
+    if (this.out === undefined || this.out.length !== size) {
+      const out = Buffer.allocUnsafe(size);
+      this.out?.copy(out, 0, 0, Math.min(size, this.out.length));
+      this.out = out;
+    }
+    for (const [off, d] of this.parts) d.copy(this.out, off);
     this.parts.clear();
-    this.out = out;
   }
   buffer(): Buffer {
     return this.out ?? Buffer.alloc(this.size);
