@@ -96,8 +96,8 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
 
   const peerOf = (req: http.IncomingMessage): string => formatPeer(req.socket.remoteAddress, req.socket.remotePort);
 
-  const channelInfo = (req: http.IncomingMessage, user: string | undefined): ChannelInfo => {
-    const info: ChannelInfo = { type: "HTTP", peer: peerOf(req), maxFrameSize: maxBody };
+  const channelInfo = (req: http.IncomingMessage, peer: string, user: string | undefined): ChannelInfo => {
+    const info: ChannelInfo = { type: "HTTP", peer, maxFrameSize: maxBody };
     if (user !== undefined) info.user = user;
     const tls = req.socket as TLSSocket;
     if (opts.tls && typeof tls.getPeerCertificate === "function") info.tls = tlsPeerInfo(tls);
@@ -179,8 +179,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     deliver();
   };
 
-  const modeA = (req: http.IncomingMessage, res: http.ServerResponse, body: string, user: string | undefined): void => {
-    const peer = peerOf(req);
+  const modeA = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, body: string, user: string | undefined): void => {
     if (body.trim() === "" && opts.httpAuth && user === undefined) {
       // An empty probe (curl --digest sends one before the real body) gets the challenge, not a 400.
       send401(req, res, opts.httpAuth);
@@ -196,14 +195,13 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     }
     const frame = decoded.frame;
     const oneWay = frame.id === undefined || typeof frame.method !== "string";
-    runFrame(req, res, channelInfo(req, user), decoded, (text) => {
+    runFrame(req, res, channelInfo(req, peer, user), decoded, (text) => {
       reply(req, res, 200, text + "\r\n");
       return true;
     }, oneWay);
   };
 
-  const modeB = (req: http.IncomingMessage, res: http.ServerResponse, method: string, url: URL, body: string, user: string | undefined): void => {
-    const peer = peerOf(req);
+  const modeB = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, method: string, url: URL, body: string, user: string | undefined): void => {
     let params: unknown;
     if (body.trim() !== "") {
       try {
@@ -223,7 +221,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     }
     const frame: Frame = { id: randomInt(1, 2 ** 31), method };
     if (params !== undefined) frame.params = params;
-    runFrame(req, res, channelInfo(req, user), encodeFrame(frame), (_text, f) => {
+    runFrame(req, res, channelInfo(req, peer, user), encodeFrame(frame), (_text, f) => {
       if (typeof f.method === "string") return false; // a notification pushed on the channel: not the answer
       if (f.error && f.error.code !== 0) {
         const code = f.error.code;
@@ -268,12 +266,13 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
       reply(req, res, 403, errorBody(403, "cross-origin requests are refused: set rpc.acl on the device to allow them"));
       return;
     }
-    const body = await readBody(req, res, maxBody, peerOf(req));
+    const peer = peerOf(req);
+    const body = await readBody(req, res, maxBody, peer);
     if (body === undefined) return;
     const user = opts.httpAuth && req.headers.authorization ? await userOf(req) : undefined;
     if (res.destroyed) return;
     if (path === "/rpc" || path === "/rpc/" || url === undefined) {
-      modeA(req, res, body, user);
+      modeA(req, res, peer, body, user);
       return;
     }
     let method: string;
@@ -283,7 +282,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
       reply(req, res, 400, errorBody(400, "bad method name"));
       return;
     }
-    modeB(req, res, method, url, body, user);
+    modeB(req, res, peer, method, url, body, user);
   };
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
