@@ -123,7 +123,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     const { fh, size, offset, len, release } = await openRange(handles, deps.root(), "FS.Get", params);
     try {
       if (len > FS_GET_MAX) throw new RpcError(500, "out of memory");
-      const data = Buffer.alloc(len);
+      const data = Buffer.allocUnsafe(len); // filled by the reads below, or not sent ("fread")
       let got = 0;
       while (got < len) {
         const { bytesRead } = await fh.read(data, got, len - got, offset + got);
