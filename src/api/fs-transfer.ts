@@ -3,12 +3,16 @@
  * resumable, and checked end to end (size + SHA-256). Uploads read their bytes by range from a ByteSource
  * (byte-source.ts), so a local file is streamed from disk, never loaded whole.
  *
- * put: the first chunk is written at offset 0 (FS.Put opens "wb", truncating), then the window opens and
- *   every further chunk carries its explicit `offset` (the device opens "r+" and seeks, so chunks may
- *   complete in any order). Resume: `FS.Sha256` of what is on the device is compared with the same prefix
- *   of the local data; a match resumes there (else the longest matching chunk-aligned prefix). Verify: `FS.Sha256` of the result, or a read-back.
- * get: the first `FS.Get` tells the size (`data.length + left`); the rest is fetched in parallel by
- *   offset/len into a sink (memory, a file that may be resumed, or a stream written in order).
+ * put: the first call writes at offset 0 (FS.Put opens "wb", truncating) — with a window only its first 3
+ *   bytes, so the window opens after a short round trip — then every further chunk carries its explicit
+ *   `offset` (the device opens "r+" and seeks, so chunks may complete in any order). What is sent is hashed
+ *   in offset order on the way. Resume: `FS.Sha256` of what is on the device is compared with the same
+ *   prefix of the local data; a match resumes there (else the longest matching chunk-aligned prefix).
+ *   Verify: `FS.Sha256` of the result, or a read-back.
+ * get: the first `FS.Get` tells the size (`data.length + left`); with a window, the rest of the first window
+ *   is asked for at the same time, and the device's FS.Sha256 as soon as the size is known. The rest is
+ *   fetched in parallel by offset/len into a sink (memory, a file that may be resumed, or a stream written
+ *   in order).
  */
 import { createHash } from "node:crypto";
 import { DeviceError, RemosError, TransportError, VerifyError } from "../errors.js";

@@ -12,7 +12,7 @@ import type { ChannelInfo } from "../rpc/channel.js";
 export const LEGACY_CHUNK_SIZE = 512;
 /**
  * The largest chunk remos uses by default even on channels that carry bigger frames (HTTP/WS: 1 MiB). Each
- * chunk costs the device a path check, an open, a stat and a close, and both sides a frame round trip:
+ * chunk costs the device a stat (its file handle is kept between chunks) and both sides a frame round trip:
  * 256 KiB chunks halve the time of a 16 MB transfer against 48 KiB ones on loopback and more than triple
  * the rate at 50 ms RTT, while a window of 8 still keeps a 1 MB file in 4 chunks and a device's memory per
  * request small.
