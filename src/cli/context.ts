@@ -7,7 +7,17 @@ import type { TransferTuning } from "../api/transfer.js";
 import { RemosError, UsageError } from "../errors.js";
 import { setDebugAreas } from "../log.js";
 import type { RpcClient } from "../rpc/client.js";
+import type { openChannel } from "../transport/url.js";
 import { type GlobalOptions, deviceOptions } from "./options.js";
+
+/**
+ * What `connectRpc` uses from the transport and RPC layers. `mos call` passes them, imported statically
+ * with the command, so they load together with it rather than in one more round of dynamic imports.
+ */
+export interface RpcLinkParts {
+  openChannel: typeof openChannel;
+  RpcClient: typeof RpcClient;
+}
 
 export class CliContext {
   private readonly readOpts: () => GlobalOptions;
@@ -51,16 +61,16 @@ export class CliContext {
    * link `connect()` makes (src "mos", the global timeout, credentials, compat args, as Device does), without
    * loading the Device helper APIs (fs, config, ota, transfer...) — a third of `mos call`'s start-up.
    */
-  async connectRpc(): Promise<RpcClient> {
+  async connectRpc(parts?: RpcLinkParts): Promise<RpcClient> {
     if (this.device) return this.device.rpc;
     if (this.rpcOnly) return this.rpcOnly;
     let port = this.opts.port;
     if (!port || port === "auto") port = await autoPort();
     const p = port;
-    const [{ openChannel }, { RpcClient: Client }] = await Promise.all([import("../transport/url.js"), import("../rpc/client.js")]);
+    const { openChannel: open, RpcClient: Client } = parts ?? (await loadRpcLinkParts());
     const o = deviceOptions(this.opts);
     const timeoutMs = o.timeoutMs ?? 20_000;
-    const channel = await this.step(`connect ${redactPort(p)}`, () => openChannel(p, { ...o, timeoutMs }));
+    const channel = await this.step(`connect ${redactPort(p)}`, () => open(p, { ...o, timeoutMs }));
     this.rpcOnly = new Client(channel, { src: o.src ?? "mos", timeoutMs, compatArgs: o.compatArgs, credentials: o.credentials });
     return this.rpcOnly;
   }
@@ -103,6 +113,11 @@ export class CliContext {
     this.rpcOnly = undefined;
     if (r) await r.close().catch(() => undefined);
   }
+}
+
+async function loadRpcLinkParts(): Promise<RpcLinkParts> {
+  const [{ openChannel: open }, { RpcClient: Client }] = await Promise.all([import("../transport/url.js"), import("../rpc/client.js")]);
+  return { openChannel: open, RpcClient: Client };
 }
 
 async function autoPort(): Promise<string> {

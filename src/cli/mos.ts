@@ -5,7 +5,6 @@
  * commander (program.ts), which loads only the command being run. Either way a failure prints one clear
  * line (with the failing step) and the process exits with a documented code (src/cli/exit.ts).
  */
-import { runCall } from "./commands/call.js";
 import { CliContext } from "./context.js";
 import { EXIT, reportError } from "./exit.js";
 import { parseFastCall } from "./fast-call.js";
@@ -15,6 +14,7 @@ async function main(argv: string[]): Promise<number> {
   const fast = parseFastCall(argv, process.env);
   if (!fast) return (await import("./program.js")).runProgram(argv);
   const opts = fast.opts;
+  const { runCall } = await import("./commands/call.js");
   const ctx = new CliContext(() => opts);
   try {
     ctx.applyGlobalEffects(); // what commander's preAction hook does

@@ -5,6 +5,8 @@
  */
 import type { Command } from "commander";
 import { RemosError, UsageError } from "../../errors.js";
+import { RpcClient } from "../../rpc/client.js";
+import { openChannel } from "../../transport/url.js";
 import type { CliContext } from "../context.js";
 
 export function register(program: Command, ctx: CliContext): void {
@@ -26,7 +28,7 @@ export async function runCall(ctx: CliContext, method: string, json: string | un
       throw new UsageError(`Args [${json}] is not a valid JSON string`);
     }
   }
-  const rpc = await ctx.connectRpc();
+  const rpc = await ctx.connectRpc({ openChannel, RpcClient });
   try {
     const result = await rpc.call(method, params, { timeout: ctx.opts.timeout });
     ctx.printJson(result);
