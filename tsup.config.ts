@@ -15,8 +15,6 @@ import { defineConfig } from "tsup";
 /** Builtins commander requires, and the ones it may load on first use rather than at import. */
 const COMMANDER_BUILTINS = /^node:(events|child_process|path|fs|process)$/;
 const LAZY_BUILTINS = new Set(["node:child_process"]);
-/** The virtual module that gives those CommonJS shims a `require` (createRequire). */
-const NODE_REQUIRE = "remos:node-require";
 
 function isCommanderFile(path: string): boolean {
   return /[\\/]node_modules[\\/]commander[\\/]/.test(path);
@@ -24,8 +22,9 @@ function isCommanderFile(path: string): boolean {
 
 /**
  * Resolves commander's builtin `require`s (bundled CommonJS in an ESM output has no `require`) to small
- * CommonJS modules that use `createRequire`; every other importer of these builtins keeps a plain external
- * `import`. `node:child_process` becomes an object whose `spawn` loads the real module when first called.
+ * CommonJS modules that take the builtin from `process.getBuiltinModule` (Node ≥ 20.16; no ESM facade, no
+ * `node:module` import); every other importer of these builtins keeps a plain external `import`.
+ * `node:child_process` becomes an object whose `spawn` loads the real module when first called.
  */
 const commanderBuiltins: Plugin = {
   name: "commander-builtins",
@@ -34,18 +33,11 @@ const commanderBuiltins: Plugin = {
       if (!isCommanderFile(args.importer)) return { path: args.path, external: true };
       return { path: args.path, namespace: "commander-builtin" };
     });
-    build.onResolve({ filter: /^remos:node-require$/ }, (args) => ({ path: args.path, namespace: "commander-builtin" }));
     build.onLoad({ filter: /.*/, namespace: "commander-builtin" }, (args) => {
-      if (args.path === NODE_REQUIRE) {
-        return {
-          loader: "js",
-          contents: 'import { createRequire } from "node:module";\nexport const nodeRequire = createRequire(import.meta.url);\n',
-        };
-      }
       const id = JSON.stringify(args.path);
       const contents = LAZY_BUILTINS.has(args.path)
-        ? `const { nodeRequire } = require("remos:node-require");\nlet real;\nmodule.exports = { spawn: (...a) => (real ??= nodeRequire(${id})).spawn(...a) };\n`
-        : `const { nodeRequire } = require("remos:node-require");\nmodule.exports = nodeRequire(${id});\n`;
+        ? `let real;\nmodule.exports = { spawn: (...a) => (real ??= process.getBuiltinModule(${id})).spawn(...a) };\n`
+        : `module.exports = process.getBuiltinModule(${id});\n`;
       return { loader: "js", contents };
     });
   },
@@ -77,7 +69,7 @@ export default defineConfig({
   // except commander, which only the CLI uses (see above). The builtin pattern lets commanderBuiltins see
   // commander's `node:` requires before the external rule does.
   skipNodeModulesBundle: true,
-  noExternal: ["commander", COMMANDER_BUILTINS, NODE_REQUIRE],
+  noExternal: ["commander", COMMANDER_BUILTINS],
   esbuildPlugins: [commanderBuiltins],
   // Keep `node:` specifiers (tsup strips them by default, which would hide commander's from the plugin).
   removeNodeProtocol: false,
