@@ -4,7 +4,6 @@
  * options. No commander here: global-flags.ts turns the table into commander options, fast-call.ts reads
  * a plain `mos call` with it, so `mos call` does not load commander at all.
  */
-import { readFileSync } from "node:fs";
 import type { DeviceOptions } from "../api/device.js";
 import { IoError, UsageError } from "../errors.js";
 
@@ -129,7 +128,8 @@ export function parseCreds(value: string | undefined): { username: string; passw
   let text = value;
   if (value.startsWith("@")) {
     try {
-      text = readFileSync(value.slice(1), "utf8").trim();
+      // not an `import` of node:fs: its ESM facade would load fs streams on every `mos call`
+      text = process.getBuiltinModule("node:fs").readFileSync(value.slice(1), "utf8").trim();
     } catch (e) {
       throw new IoError(`cannot read --rpc-creds file ${value.slice(1)}: ${(e as Error).message}`);
     }
