@@ -8,12 +8,10 @@ import { COMMANDS } from "./commands/index.js";
 import { CliContext } from "./context.js";
 import { EXIT, reportError } from "./exit.js";
 import { addGlobalOptions } from "./global-flags.js";
-import type { GlobalOptions } from "./options.js";
+import { GLOBAL_FLAGS, type GlobalOptions, longName } from "./options.js";
 
-const VALUE_FLAGS = new Set([
-  "--port", "--baud-rate", "--timeout", "--cert-file", "--key-file", "--ca-cert-file", "--rpc-creds",
-  "--chunk-size", "--fs-op-attempts", "--level",
-]);
+/** The global flags that take a value (`--port <port>`...): their value is not a command name. */
+const VALUE_FLAGS = new Set(GLOBAL_FLAGS.filter((f) => /<[^>]+>/.test(f.flags)).map((f) => "--" + longName(f)));
 
 /** The first argument that names a command (global flags and their values may come before it). */
 function commandName(argv: string[]): string | undefined {
