@@ -5,6 +5,7 @@
  * connection that carried it is then unusable and is closed by its owner. Packet types and encoding are
  * in mqtt-wire.ts.
  */
+import { isUtf8 } from "node:buffer";
 import {
   type AckPacket,
   type ConnackPacket,
@@ -57,6 +58,21 @@ class Reader {
   }
 }
 
+/**
+ * A PUBLISH topic name as MQTT 3.1.1 allows it (§4.7.3, §1.5.3): at least one byte, well-formed UTF-8,
+ * no U+0000, no wildcard. Anything else would be routed under a mangled name (U+FFFD for bad bytes).
+ */
+function topicName(r: Reader): string {
+  const b = r.bin("topic");
+  if (b.length === 0) throw new MqttProtocolError("PUBLISH with an empty topic");
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i] as number;
+    if (c === 0 || c === 0x23 || c === 0x2b) throw new MqttProtocolError(`PUBLISH topic with ${c === 0 ? "U+0000" : `the wildcard ${String.fromCharCode(c)}`}`);
+  }
+  if (!isUtf8(b)) throw new MqttProtocolError("PUBLISH topic is not UTF-8");
+  return b.toString("utf8");
+}
+
 function qosOf(v: number, what: string): QoS {
   if (v > 2) throw new MqttProtocolError(`${what}: QoS ${v}`);
   return v as QoS;
@@ -97,7 +113,7 @@ export function decodePacket(first: number, body: Buffer): Packet {
     }
     case 3: {
       const qos = qosOf((flags >> 1) & 3, "PUBLISH");
-      const topic = r.str("topic");
+      const topic = topicName(r);
       const p: PublishPacket = { type: "publish", topic, payload: body, qos, dup: (flags & 8) !== 0, retain: (flags & 1) !== 0 };
       if (qos > 0) p.messageId = r.id();
       p.payload = body.subarray(r.off);
@@ -154,7 +170,7 @@ export function decodePacket(first: number, body: Buffer): Packet {
 function decodeOversized(first: number, head: Buffer, size: number): OversizedPublish {
   const r = new Reader(head);
   const qos = qosOf((first >> 1) & 3, "PUBLISH");
-  const p: OversizedPublish = { type: "publish-oversized", topic: r.str("topic"), qos, size };
+  const p: OversizedPublish = { type: "publish-oversized", topic: topicName(r), qos, size };
   if (qos > 0) p.messageId = r.id();
   return p;
 }

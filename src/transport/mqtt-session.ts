@@ -9,12 +9,15 @@
  * QoS 1/2, and ends with DISCONNECT. No reconnect: that is transport/reconnect.ts's job.
  *
  * Writes are coalesced: the packets written in one tick go out in one syscall (socket corked until the
- * next tick; one WebSocket message for WebSocket links). Errors are raw (Node socket/TLS errors,
- * `ConnackError`, `MqttProtocolError`); mqtt-common.ts maps them to typed remos errors.
+ * next tick; one WebSocket message for WebSocket links). Connection errors are raw (Node socket/TLS
+ * errors, `ConnackError`, `MqttProtocolError`); mqtt-common.ts maps them to typed remos errors. Publishes,
+ * subscribes and unsubscribes reject with typed errors: ChannelClosedError when the connection is closed
+ * (or closes without an error), MqttProtocolError, else a TransportError naming the link's error.
  */
 import { EventEmitter } from "node:events";
 import { type Socket, connect as netConnect } from "node:net";
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
+import { ChannelClosedError, RemosError, TransportError } from "../errors.js";
 import { debug } from "../log.js";
 import { MqttParser } from "./mqtt-parser.js";
 import { type ConnectPacket, MqttProtocolError, type OversizedPublish, type Packet, type QoS, connackMessage, encodePacket, encodePublish } from "./mqtt-wire.js";
@@ -45,7 +48,8 @@ export interface MqttSessionOptions {
 }
 
 export interface MqttSessionEvents {
-  message: [topic: string, payload: Buffer];
+  /** An incoming PUBLISH; `retain` is set when the broker sends a retained message (on subscribing). */
+  message: [topic: string, payload: Buffer, retain: boolean];
   error: [error: Error];
   close: [];
 }
@@ -61,6 +65,10 @@ interface Link {
 interface Pending {
   resolve(v: number[]): void;
   reject(e: Error): void;
+  /** The packet that completes it: PUBACK (QoS 1), PUBCOMP (QoS 2), SUBACK, UNSUBACK. */
+  ack: "puback" | "pubcomp" | "suback" | "unsuback";
+  /** SUBACK: the number of topics subscribed (one return code each). */
+  count: number;
 }
 
 const DEFAULT_MAX_PACKET = 1024 * 1024;
@@ -75,6 +83,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private pingOutstanding = false;
   private corked = false;
+  /** DISCONNECT sent and the link ended: nothing more may be written. */
+  private linkEnded = false;
+  private present = false;
+  /** Called when the last pending acknowledgement settles (end() waits on it). */
+  private onIdle: (() => void) | undefined;
   private onConnack: ((e?: Error) => void) | undefined;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
@@ -108,6 +121,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   /** Closing or closed: no new packets are accepted. */
   get closing(): boolean {
     return this.state === "ending" || this.state === "closed";
+  }
+
+  /** The CONNACK's session-present flag: the broker kept a session (subscriptions) from before. */
+  get sessionPresent(): boolean {
+    return this.present;
   }
 
   /** The TCP or TLS socket (for WebSocket links the socket under the WebSocket). */
@@ -171,7 +189,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       (link.socket as Socket | undefined)?.setNoDelay(true);
       this.sendConnect();
     });
-    ws.on("message", (d: Buffer | ArrayBuffer | Buffer[]) => this.onData(Buffer.isBuffer(d) ? d : Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d)));
+    ws.on("message", (d: Buffer | ArrayBuffer | Buffer[], binary: boolean) => {
+      // MQTT over WebSocket is binary messages only (MQTT 3.1.1 §6).
+      if (!binary) return this.fail(new MqttProtocolError("text WebSocket message"));
+      this.onData(Buffer.isBuffer(d) ? d : Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d));
+    });
     ws.on("error", (e) => this.fail(e));
     ws.on("close", () => this.onLinkClosed());
     return link;
@@ -191,6 +213,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   }
 
   private send(p: Packet | Buffer, done?: (e?: Error | null) => void): void {
+    // After DISCONNECT (e.g. a PUBACK owed for a message still arriving) a write would only fail.
+    if (this.linkEnded) return done?.(new ChannelClosedError("MQTT connection is closed"));
     const buf = Buffer.isBuffer(p) ? p : encodePacket(p);
     this.link?.write(buf, done);
   }
@@ -229,6 +253,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       if (p.type !== "connack") return this.fail(new MqttProtocolError(`${p.type} before CONNACK`));
       if (p.returnCode !== 0) return this.fail(new ConnackError(p.returnCode));
       this.state = "connected";
+      this.present = p.sessionPresent;
       this.armKeepalive();
       const cb = this.onConnack;
       this.onConnack = undefined;
@@ -240,7 +265,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });
         else if (p.qos === 2) this.send({ type: "pubrec", messageId: p.messageId ?? 0 });
         try {
-          this.emit("message", p.topic, p.payload);
+          this.emit("message", p.topic, p.payload, p.retain);
         } catch (e) {
           // A listener's failure must not break the connection (or the process through the socket).
           debug("mqtt", "message listener failed; message dropped", { topic: p.topic, error: e instanceof Error ? e.message : String(e) });
@@ -254,16 +279,19 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       case "pubrel":
         this.send({ type: "pubcomp", messageId: p.messageId });
         return;
-      case "pubrec":
-        if (this.pending.has(p.messageId)) this.send({ type: "pubrel", messageId: p.messageId });
+      case "pubrec": {
+        const w = this.pending.get(p.messageId);
+        if (w?.ack === "pubcomp") this.send({ type: "pubrel", messageId: p.messageId });
+        else if (w) this.fail(new MqttProtocolError(`PUBREC for packet ${p.messageId}, which awaits a ${w.ack.toUpperCase()}`));
         return;
+      }
       case "puback":
       case "pubcomp":
       case "unsuback":
-        this.settle(p.messageId, []);
+        this.settle(p.type, p.messageId, []);
         return;
       case "suback":
-        this.settle(p.messageId, p.granted);
+        this.settle(p.type, p.messageId, p.granted);
         return;
       case "pingresp":
         this.pingOutstanding = false;
@@ -277,11 +305,15 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     return this.state === "closed";
   }
 
-  private settle(id: number, v: number[]): void {
+  private settle(type: Pending["ack"], id: number, v: number[]): void {
     const w = this.pending.get(id);
     if (!w) return debug("mqtt", "acknowledgement of an unknown packet id ignored", { id });
+    // A mismatched acknowledgement would settle the wrong request (a PUBACK "granting" a SUBSCRIBE).
+    if (w.ack !== type) return this.fail(new MqttProtocolError(`${type.toUpperCase()} for packet ${id}, which awaits a ${w.ack.toUpperCase()}`));
+    if (type === "suback" && v.length !== w.count) return this.fail(new MqttProtocolError(`SUBACK with ${v.length} return codes for ${w.count} topics`));
     this.pending.delete(id);
     w.resolve(v);
+    if (this.pending.size === 0) this.onIdle?.();
   }
 
   private armKeepalive(): void {
@@ -304,15 +336,15 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       this.nextId = id === 0xffff ? 1 : id + 1;
       if (!this.pending.has(id)) return id;
     }
-    throw new Error("no free MQTT packet id (65535 packets in flight)");
+    throw new TransportError("no free MQTT packet id (65535 packets in flight)");
   }
 
   /** Wait for the acknowledgement of packet `id`, sent by `write`. */
-  private expectAck(write: (id: number) => void): Promise<number[]> {
-    if (this.state !== "connected") return Promise.reject(new Error(`MQTT connection is ${this.state === "connecting" ? "not open yet" : "closed"}`));
+  private expectAck(ack: Pending["ack"], count: number, write: (id: number) => void): Promise<number[]> {
+    if (this.state !== "connected") return Promise.reject(this.notOpen());
     return new Promise<number[]>((resolve, reject) => {
       const id = this.allocId();
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, ack, count });
       try {
         write(id);
       } catch (e) {
@@ -325,27 +357,27 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   /** Publish; QoS 0 resolves once written, QoS 1/2 on PUBACK/PUBCOMP. Rejects when the connection closes. */
   publish(topic: string, payload: string | Buffer, qos: QoS = 0, retain = false): Promise<void> {
     if (qos === 0) {
-      if (this.state !== "connected") return Promise.reject(new Error("MQTT connection is closed"));
+      if (this.state !== "connected") return Promise.reject(this.notOpen());
       return new Promise<void>((resolve, reject) => {
         try {
-          this.send(encodePublish(topic, payload, 0, undefined, retain), (e) => (e ? reject(e) : resolve()));
+          this.send(encodePublish(topic, payload, 0, undefined, retain), (e) => (e ? reject(this.lostError(e)) : resolve()));
         } catch (e) {
           reject(e instanceof Error ? e : new Error(String(e)));
         }
       });
     }
-    return this.expectAck((id) => this.send(encodePublish(topic, payload, qos, id, retain))).then(() => undefined);
+    return this.expectAck(qos === 1 ? "puback" : "pubcomp", 0, (id) => this.send(encodePublish(topic, payload, qos, id, retain))).then(() => undefined);
   }
 
   /** Subscribe; resolves with the granted QoS per topic (0x80 = refused). */
   subscribe(topics: string | string[], qos: QoS = 0): Promise<number[]> {
     const list = Array.isArray(topics) ? topics : [topics];
-    return this.expectAck((id) => this.send({ type: "subscribe", messageId: id, subscriptions: list.map((topic) => ({ topic, qos })) }));
+    return this.expectAck("suback", list.length, (id) => this.send({ type: "subscribe", messageId: id, subscriptions: list.map((topic) => ({ topic, qos })) }));
   }
 
   unsubscribe(topics: string | string[]): Promise<void> {
     const list = Array.isArray(topics) ? topics : [topics];
-    return this.expectAck((id) => this.send({ type: "unsubscribe", messageId: id, topics: list })).then(() => undefined);
+    return this.expectAck("unsuback", 0, (id) => this.send({ type: "unsubscribe", messageId: id, topics: list })).then(() => undefined);
   }
 
   /**
@@ -353,16 +385,25 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
    * resolves when it is closed (destroyed if it does not close within `graceMs` more).
    */
   async end(graceMs = 1000): Promise<void> {
-    if (this.state === "closed") return;
+    if (this.state === "closed" || this.state === "ending") return this.closedPromise;
     if (this.state !== "connected") {
       this.destroy();
       return this.closedPromise;
     }
     this.state = "ending";
-    const deadline = Date.now() + graceMs;
-    while (this.pending.size > 0 && Date.now() < deadline && (this.state as string) !== "closed") await new Promise((r) => setTimeout(r, 5));
+    if (this.pending.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.onIdle = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.onIdle = undefined;
+    }
     if ((this.state as string) === "closed") return;
     this.send({ type: "disconnect" });
+    this.linkEnded = true;
     this.link?.end();
     const t = setTimeout(() => this.destroy(), Math.max(1, graceMs));
     t.unref();
@@ -396,10 +437,26 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     this.onConnack = undefined;
     if (wasConnecting) cb?.(this.firstError ?? new Error("connection closed before the broker accepted it"));
     this.emit("close");
-    const why = this.firstError ?? new Error("MQTT connection closed");
-    for (const w of this.pending.values()) w.reject(why);
-    this.pending.clear();
+    if (this.pending.size > 0) {
+      const why = this.lostError();
+      for (const w of this.pending.values()) w.reject(why);
+      this.pending.clear();
+    }
+    this.onIdle?.();
     this.resolveClosed();
+  }
+
+  /** Why a request cannot be sent: ChannelClosedError (not yet open, or closing/closed). */
+  private notOpen(): ChannelClosedError {
+    return new ChannelClosedError(`MQTT connection is ${this.state === "connecting" ? "not open yet" : "closed"}`, this.firstError ? { cause: this.firstError } : {});
+  }
+
+  /** The typed error for requests cut off by the connection's end: its remos error, or one naming it. */
+  private lostError(fallback?: Error): RemosError {
+    const e = this.firstError ?? fallback;
+    if (e instanceof RemosError) return e;
+    if (!e) return new ChannelClosedError("MQTT connection closed");
+    return new TransportError(`MQTT connection lost: ${e.message}`, { cause: e });
   }
 
   /** The error that ended (or is ending) the connection, if any. */

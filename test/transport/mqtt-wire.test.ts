@@ -143,6 +143,20 @@ describe("mqtt-wire: incremental parser", () => {
     }
   });
 
+  it("PUBLISH topics that MQTT forbids (empty, bad UTF-8, U+0000, wildcards) are protocol errors, oversized ones too", () => {
+    const withTopic = (topic: Buffer, qos: 0 | 1, payload = 0): Buffer => {
+      const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 255]), topic, qos ? Buffer.from([0, 9]) : Buffer.alloc(0), Buffer.alloc(payload)]);
+      return Buffer.concat([Buffer.from([0x30 | (qos << 1)]), Buffer.from(body.length < 128 ? [body.length] : [(body.length & 127) | 128, body.length >> 7]), body]);
+    };
+    for (const t of [Buffer.alloc(0), Buffer.from([0x61, 0xff]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from("a\0b"), Buffer.from("a/+/b"), Buffer.from("a/#")]) {
+      for (const qos of [0, 1] as const) {
+        assert.throws(() => new MqttParser(1000).push(withTopic(t, qos)), MqttProtocolError, `topic ${t.toString("hex")} qos ${qos}`);
+        assert.throws(() => new MqttParser(100).push(withTopic(t, qos, 500)), MqttProtocolError, `oversized, topic ${t.toString("hex")}`);
+      }
+    }
+    assert.deepEqual(parseAll([withTopic(Buffer.from("ü/$x/ok"), 1)]), [{ type: "publish", topic: "ü/$x/ok", payload: Buffer.alloc(0), qos: 1, dup: false, retain: false, messageId: 9 }]);
+  });
+
   it("fast-check: 10,000 arbitrary byte streams never throw anything but MqttProtocolError", () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 6 }), (chunks) => {

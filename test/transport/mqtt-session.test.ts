@@ -1,0 +1,241 @@
+/**
+ * MqttSession (src/transport/mqtt-session.ts) against scripted brokers on 127.0.0.1, TCP and WebSocket:
+ * requests cut off by a dropped connection reject at once with typed errors, nothing is written after
+ * DISCONNECT, end() is idempotent and waits for in-flight acknowledgements without polling, mismatched
+ * acknowledgements are protocol errors, packet ids wrap without 0 or an id in flight, the retained flag
+ * and session-present reach the caller, WebSocket framing (split packets, several per message, text
+ * messages refused), and a closed session leaves no timer behind.
+ */
+import assert from "node:assert/strict";
+import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import { after, describe, it } from "node:test";
+import { WebSocketServer } from "ws";
+import { ChannelClosedError, RemosError, TransportError } from "../../src/errors.js";
+import { MqttParser } from "../../src/transport/mqtt-parser.js";
+import { MqttSession } from "../../src/transport/mqtt-session.js";
+import { MqttProtocolError, type OversizedPublish, type Packet, encodePacket, encodePublish } from "../../src/transport/mqtt-wire.js";
+
+type OnPacket = (s: Socket, p: Packet | OversizedPublish) => void;
+
+const servers: Array<{ close(): Promise<void> }> = [];
+after(async () => {
+  for (const s of servers) await s.close();
+});
+
+/** A scripted TCP "broker": `onPacket(socket, packet)` decides what to answer. */
+async function broker(onPacket: OnPacket): Promise<string> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => undefined);
+    const parser = new MqttParser(1 << 20);
+    s.on("data", (d) => parser.push(d).forEach((p) => onPacket(s, p)));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  servers.push({
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  });
+  return `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+const connack = (sessionPresent = false): Buffer => encodePacket({ type: "connack", sessionPresent, returnCode: 0 });
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_r, j) => (t = setTimeout(() => j(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+}
+
+describe("mqtt-session: requests when the connection drops", { timeout: 20_000 }, () => {
+  it("pending QoS 1/2 publishes, subscribes and unsubscribes reject at once with a typed error when the broker closes", async () => {
+    let sock: Socket | undefined;
+    const url = await broker((s, p) => {
+      sock = s;
+      if (p.type === "connect") s.write(connack());
+    });
+    const session = await MqttSession.connect({ url, clientId: "drop" });
+    const reqs = [session.publish("t", "x", 1), session.publish("t", "y", 2), session.subscribe("a", 1), session.unsubscribe("a")];
+    reqs.forEach((r) => r.catch(() => undefined));
+    await new Promise((r) => setTimeout(r, 30));
+    sock?.end();
+    for (const r of reqs) await within(assert.rejects(r, (e: Error) => e instanceof ChannelClosedError), 2000, "rejection");
+    await assert.rejects(session.publish("t", "late", 1), ChannelClosedError);
+    await assert.rejects(session.publish("t", "late", 0), ChannelClosedError);
+  });
+
+  it("a reset names the link error in a TransportError", async () => {
+    let sock: Socket | undefined;
+    const url = await broker((s, p) => {
+      sock = s;
+      if (p.type === "connect") s.write(connack());
+    });
+    const session = await MqttSession.connect({ url, clientId: "reset" });
+    const pub = session.publish("t", "x", 1);
+    await new Promise((r) => setTimeout(r, 30));
+    sock?.resetAndDestroy();
+    await within(assert.rejects(pub, (e: Error) => e instanceof TransportError && /MQTT connection lost: .*ECONNRESET/.test(e.message)), 2000, "rejection");
+  });
+});
+
+describe("mqtt-session: acknowledgements", { timeout: 20_000 }, () => {
+  it("a SUBACK with the wrong number of return codes, or a PUBACK for a SUBSCRIBE, is a protocol error", async () => {
+    const url = await broker((s, p) => {
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "subscribe" && p.subscriptions.length === 2) s.write(encodePacket({ type: "suback", messageId: p.messageId, granted: [1] }));
+      if (p.type === "subscribe" && p.subscriptions.length === 1) s.write(encodePacket({ type: "puback", messageId: p.messageId }));
+    });
+    const a = await MqttSession.connect({ url, clientId: "acks-a" });
+    await assert.rejects(a.subscribe(["x", "y"], 1), (e: Error) => e instanceof MqttProtocolError && /SUBACK with 1 return codes for 2 topics/.test(e.message));
+    const b = await MqttSession.connect({ url, clientId: "acks-b" });
+    await assert.rejects(b.subscribe("x", 1), (e: Error) => e instanceof MqttProtocolError && /PUBACK for packet \d+, which awaits a SUBACK/.test(e.message));
+  });
+
+  it("packet ids wrap from 65535 to 1, never 0, and skip ids still in flight", async () => {
+    const ids: number[] = [];
+    const url = await broker((s, p) => {
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "publish" && p.messageId) {
+        ids.push(p.messageId);
+        // 1 stays in flight; the others are acknowledged.
+        if (p.messageId !== 1) s.write(encodePacket({ type: "puback", messageId: p.messageId }));
+      }
+    });
+    const session = await MqttSession.connect({ url, clientId: "ids" });
+    const inFlight = session.publish("t", "held", 1);
+    inFlight.catch(() => undefined);
+    (session as unknown as { nextId: number }).nextId = 65534;
+    for (let i = 0; i < 4; i++) await within(session.publish("t", `m${i}`, 1), 2000, "puback");
+    assert.deepEqual(ids, [1, 65534, 65535, 2, 3]);
+    session.destroy();
+  });
+});
+
+describe("mqtt-session: end()", { timeout: 20_000 }, () => {
+  it("nothing is written after DISCONNECT: a QoS 1 message still arriving does not turn a polite close into an error", async () => {
+    const seen: string[] = [];
+    const url = await broker((s, p) => {
+      seen.push(p.type);
+      if (p.type === "connect") s.write(connack());
+      // A message that crossed our DISCONNECT on the wire; then the broker closes.
+      if (p.type === "disconnect") s.end(encodePublish("t", "late", 1, 5));
+    });
+    const session = await MqttSession.connect({ url, clientId: "late" });
+    await within(session.end(), 3000, "end");
+    assert.equal(session.error, undefined, `no error (${session.error?.message})`);
+    assert.deepEqual(seen, ["connect", "disconnect"]);
+  });
+
+  it("a second end() while the first waits for acknowledgements does not cut the connection", async () => {
+    const seen: string[] = [];
+    const url = await broker((s, p) => {
+      seen.push(p.type);
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "publish" && p.messageId) setTimeout(() => s.write(encodePacket({ type: "puback", messageId: p.messageId ?? 0 })), 100);
+      if (p.type === "disconnect") s.end();
+    });
+    const session = await MqttSession.connect({ url, clientId: "twice" });
+    const pub = session.publish("t", "x", 1);
+    const first = session.end(2000);
+    const second = session.end(2000);
+    await within(pub, 2000, "puback");
+    await within(Promise.all([first, second]), 3000, "end");
+    assert.deepEqual(seen, ["connect", "publish", "disconnect"]);
+  });
+
+  it("waits for in-flight acknowledgements only up to the grace period, then rejects them typed", async () => {
+    const url = await broker((s, p) => {
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "disconnect") s.end();
+    });
+    const session = await MqttSession.connect({ url, clientId: "grace" });
+    const pub = session.publish("t", "never acked", 1);
+    pub.catch(() => undefined);
+    const t0 = Date.now();
+    await within(session.end(200), 3000, "end");
+    assert.ok(Date.now() - t0 >= 150, "waited for the acknowledgement");
+    await assert.rejects(pub, RemosError);
+  });
+
+  it("a closed session leaves no timer or handle behind", async () => {
+    const url = await broker((s, p) => {
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "publish" && p.messageId) s.write(encodePacket({ type: "puback", messageId: p.messageId }));
+      if (p.type === "disconnect") s.end();
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const count = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout" || r === "TCPSocketWrap").length;
+    const before = count();
+    const session = await MqttSession.connect({ url, clientId: "leak", keepalive: 5 });
+    await session.publish("t", "x", 1);
+    await session.end();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(count(), before);
+  });
+});
+
+describe("mqtt-session: what reaches the caller", { timeout: 20_000 }, () => {
+  it("the retained flag of incoming messages and the CONNACK's session-present", async () => {
+    const url = await broker((s, p) => {
+      if (p.type === "connect") {
+        s.write(connack(true));
+        s.write(encodePublish("r", "old", 0, undefined, true));
+        s.write(encodePublish("r", "new", 1, 4, false));
+      }
+    });
+    const got: Array<[string, boolean]> = [];
+    let done!: () => void;
+    const two = new Promise<void>((r) => (done = r));
+    const session = await MqttSession.connect({ url, clientId: "ret", clean: false }, (s) =>
+      s.on("message", (_t, payload, retain) => {
+        got.push([payload.toString(), retain]);
+        if (got.length === 2) done();
+      }),
+    );
+    assert.equal(session.sessionPresent, true);
+    await within(two, 2000, "messages");
+    assert.deepEqual(got, [["old", true], ["new", false]]);
+    session.destroy();
+  });
+});
+
+describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
+  it("packets split across messages and several in one message are parsed; a text message is a protocol error", async () => {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => "mqtt" });
+    await new Promise<void>((r) => wss.once("listening", r));
+    servers.push({
+      close: async () => {
+        for (const c of wss.clients) c.terminate();
+        await new Promise((r) => wss.close(r));
+      },
+    });
+    wss.on("connection", (ws) => {
+      const parser = new MqttParser(1 << 20);
+      ws.on("message", (d: Buffer) => {
+        for (const p of parser.push(d)) {
+          if (p.type === "connect") {
+            const c = connack();
+            for (const b of c) ws.send(Buffer.from([b]), { binary: true }); // one byte per message
+          }
+          if (p.type === "subscribe") {
+            const both = Buffer.concat([encodePacket({ type: "suback", messageId: p.messageId, granted: [1] }), encodePublish("w", "hello", 0, undefined)]);
+            ws.send(both.subarray(0, 3), { binary: true });
+            ws.send(both.subarray(3), { binary: true });
+          }
+          if (p.type === "publish" && p.topic === "text-please") ws.send("not mqtt");
+        }
+      });
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/mqtt`;
+    let got!: (s: string) => void;
+    const message = new Promise<string>((r) => (got = r));
+    const session = await within(MqttSession.connect({ url, clientId: "ws" }, (s) => s.on("message", (_t, p) => got(p.toString()))), 3000, "connect");
+    assert.deepEqual(await within(session.subscribe("w", 1), 2000, "suback"), [1]);
+    assert.equal(await within(message, 2000, "message"), "hello");
+    await session.publish("text-please", "", 0);
+    await within(session.closed, 2000, "close");
+    assert.ok(session.error instanceof MqttProtocolError, String(session.error));
+  });
+});
