@@ -2,7 +2,13 @@
  * Digest authentication of spec §4: the in-frame `auth` object (a 401 challenge carried as a JSON string
  * in `error.message`) and HTTP Digest (RFC 2617/7616, `WWW-Authenticate: Digest`). Pure computation.
  */
-import { createHash, randomInt } from "node:crypto";
+import type * as Crypto from "node:crypto";
+
+/** node:crypto, loaded the first time a digest is computed (a plain `mos call` never needs it). */
+let cryptoModule: typeof Crypto | undefined;
+function crypto(): typeof Crypto {
+  return (cryptoModule ??= process.getBuiltinModule("node:crypto"));
+}
 import type { FrameAuth } from "./frame.js";
 
 export type DigestAlgorithm = "MD5" | "SHA-256";
@@ -22,7 +28,7 @@ export interface FrameChallenge {
 }
 
 export function hashHex(algorithm: DigestAlgorithm, text: string): string {
-  return createHash(algorithm === "SHA-256" ? "sha256" : "md5").update(text).digest("hex");
+  return crypto().createHash(algorithm === "SHA-256" ? "sha256" : "md5").update(text).digest("hex");
 }
 
 export function normaliseAlgorithm(a: string | undefined): DigestAlgorithm | null {
@@ -71,7 +77,7 @@ export function parseFrameChallenge(message: string | undefined): FrameChallenge
 export function frameAuthFor(challenge: FrameChallenge, creds: Credentials): FrameAuth | null {
   const algorithm = normaliseAlgorithm(challenge.algorithm);
   if (!algorithm) return null;
-  const cnonce = randomInt(0, 2 ** 32 - 1);
+  const cnonce = crypto().randomInt(0, 2 ** 32 - 1);
   const response = digestResponse({
     algorithm,
     ha1: ha1(algorithm, creds.username, challenge.realm, creds.password),
@@ -110,7 +116,7 @@ export function httpDigestAuthorization(
   if (!c || !c.nonce || c.realm === undefined) return null;
   const algorithm = normaliseAlgorithm(c.algorithm);
   if (!algorithm) return null;
-  const cnonce = String(randomInt(0, 2 ** 32 - 1));
+  const cnonce = String(crypto().randomInt(0, 2 ** 32 - 1));
   const nc = "00000001";
   const qop = "auth";
   const response = digestResponse({

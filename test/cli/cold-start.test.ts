@@ -2,7 +2,7 @@
  * Issue 7: `mos call` over HTTP as a fresh process loads only what it uses. The built CLI runs against a
  * small loopback HTTP device with a module-load hook (`--import`) that records every file it loads and a
  * preload that records Node's builtin modules at exit; neither commander (help machinery and all), the
- * Device helper API, device-side code, other transports, nor TLS/child_process/zlib may be among them.
+ * Device helper API, device-side code, other transports, nor TLS/crypto/child_process/zlib may be among them.
  * No timing is asserted here (bench/suites/cli.ts measures); this guards what the timing depends on.
  */
 import assert from "node:assert/strict";
@@ -56,7 +56,7 @@ describe("mos call cold start: what it loads", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("loads neither commander, the Device API, device-side code, other transports, TLS, child_process nor zlib", async () => {
+  it("loads neither commander, the Device API, device-side code, other transports, TLS, crypto, child_process nor zlib", async () => {
     const loaded = join(dir, "loaded.txt");
     const builtins = join(dir, "builtins.txt");
     writeFileSync(loaded, "");
@@ -82,7 +82,7 @@ describe("mos call cold start: what it loads", () => {
       }
     }
     const natives = new Set(readFileSync(builtins, "utf8").split("\n"));
-    for (const m of ["tls", "https", "child_process", "zlib"]) {
+    for (const m of ["tls", "https", "child_process", "zlib", "crypto"]) {
       assert.ok(!natives.has(`NativeModule ${m}`), `loaded node:${m}`);
     }
   });
