@@ -29,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(normaliseGoBooleans(process.argv.slice(2))).then(
+main(normaliseGoBooleans(process.argv.slice(2), process.env)).then(
   (code) => {
     process.exitCode = code;
   },

@@ -106,14 +106,20 @@ export function envName(flag: GlobalFlag): string {
 
 /**
  * Go's flag syntax for booleans that default to true, as mos documents them: `--set-control-lines=false`
- * becomes `--no-set-control-lines`, `--set-control-lines[=true]` the default.
+ * becomes `--no-set-control-lines`, `--set-control-lines[=true]` the default. Its environment form
+ * `MOS_SET_CONTROL_LINES=false` (or 0) counts too, unless the command line says otherwise.
  */
-export function normaliseGoBooleans(argv: string[]): string[] {
-  return argv.flatMap((a) => {
-    const m = /^--set-control-lines(?:=(true|false|1|0))?$/i.exec(a);
+export function normaliseGoBooleans(argv: string[], env: NodeJS.ProcessEnv = {}): string[] {
+  let explicit = false;
+  const out = argv.flatMap((a) => {
+    const m = /^--(no-)?set-control-lines(?:=(true|false|1|0))?$/i.exec(a);
     if (!m) return [a];
-    return /^(false|0)$/i.test(m[1] ?? "") ? ["--no-set-control-lines"] : [];
+    explicit = true;
+    if (m[1]) return [a];
+    return /^(false|0)$/i.test(m[2] ?? "") ? ["--no-set-control-lines"] : [];
   });
+  if (!explicit && /^(false|0)$/i.test(env.MOS_SET_CONTROL_LINES ?? "")) out.unshift("--no-set-control-lines");
+  return out;
 }
 
 /** DTR/RTS handling of the serial flags: low by default, high when inverted, untouched when not set. */

@@ -7,11 +7,11 @@ import { Command } from "commander";
 import { addGlobalOptions } from "../../src/cli/global-flags.js";
 import { deviceOptions, type GlobalOptions, normaliseGoBooleans, serialControlLines } from "../../src/cli/options.js";
 
-function parse(args: string[]): GlobalOptions {
+function parse(args: string[], env: NodeJS.ProcessEnv = {}): GlobalOptions {
   const program = new Command("mos").exitOverride();
   addGlobalOptions(program);
   program.command("ls").action(() => undefined);
-  program.parse(normaliseGoBooleans([...args, "ls"]), { from: "user" });
+  program.parse(normaliseGoBooleans([...args, "ls"], env), { from: "user" });
   return program.opts<GlobalOptions>();
 }
 
@@ -28,6 +28,14 @@ describe("mos serial flags", () => {
     assert.equal(serialControlLines(parse(["--no-set-control-lines"])), "untouched");
     assert.equal(serialControlLines(parse(["--set-control-lines"])), "low");
     assert.equal(serialControlLines(parse(["--set-control-lines=true"])), "low");
+  });
+
+  it("MOS_SET_CONTROL_LINES=false (mos's environment form) leaves them alone unless the command line says otherwise", () => {
+    assert.equal(serialControlLines(parse([], { MOS_SET_CONTROL_LINES: "false" })), "untouched");
+    assert.equal(serialControlLines(parse([], { MOS_SET_CONTROL_LINES: "0" })), "untouched");
+    assert.equal(serialControlLines(parse([], { MOS_SET_CONTROL_LINES: "true" })), "low");
+    assert.equal(serialControlLines(parse(["--set-control-lines=true"], { MOS_SET_CONTROL_LINES: "false" })), "low");
+    assert.equal(serialControlLines(parse(["--inverted-control-lines"], { MOS_SET_CONTROL_LINES: "false" })), "untouched");
   });
 
   it("--hw-flow-control reaches the transport options", () => {
