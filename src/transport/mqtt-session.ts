@@ -45,6 +45,11 @@ export interface MqttSessionOptions {
   tls?: ConnectionOptions;
   /** Largest incoming packet (remaining length); default 1 MiB. Bigger ones close the connection. */
   maxPacketSize?: number;
+  /**
+   * Bytes the link may hold unsent (a broker that does not read): beyond them a publish rejects with a
+   * TransportError instead of buffering without bound. Default 8 MiB.
+   */
+  maxUnsentBytes?: number;
 }
 
 export interface MqttSessionEvents {
@@ -60,6 +65,8 @@ interface Link {
   end(): void;
   destroy(): void;
   readonly socket: Socket | undefined;
+  /** Bytes written but not yet handed to the kernel. */
+  readonly unsent: number;
 }
 
 interface Pending {
@@ -72,6 +79,7 @@ interface Pending {
 }
 
 const DEFAULT_MAX_PACKET = 1024 * 1024;
+const DEFAULT_MAX_UNSENT = 8 * 1024 * 1024;
 
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private link: Link | undefined;
@@ -148,7 +156,15 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       const port = Number(u.port || (scheme === "mqtts" ? 8883 : 1883));
       const socket = scheme === "mqtts" ? tlsConnect({ ...this.o.tls, host, port }) : netConnect({ host, port });
       socket.setNoDelay(true);
-      this.link = { write: (b, d) => this.writeSocket(socket, b, d), end: () => socket.end(), destroy: () => socket.destroy(), socket };
+      this.link = {
+        write: (b, d) => this.writeSocket(socket, b, d),
+        end: () => socket.end(),
+        destroy: () => socket.destroy(),
+        socket,
+        get unsent() {
+          return socket.writableLength;
+        },
+      };
       socket.on(scheme === "mqtts" ? "secureConnect" : "connect", () => this.sendConnect());
       socket.on("data", (d: Buffer) => this.onData(d));
       socket.on("error", (e) => this.fail(e));
@@ -161,19 +177,22 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   private async openWebSocket(u: URL): Promise<Link> {
     const { WebSocket } = await import("ws");
-    if (this.state === "closed") return { write: () => undefined, end: () => undefined, destroy: () => undefined, socket: undefined };
+    if (this.state === "closed") return { write: () => undefined, end: () => undefined, destroy: () => undefined, socket: undefined, unsent: 0 };
     const ws = new WebSocket(u.href, ["mqtt"], { ...(u.protocol === "wss:" ? this.o.tls : {}), perMessageDeflate: false });
     let queue: Buffer[] = [];
+    let queued = 0;
     let callbacks: Array<(e?: Error | null) => void> = [];
     const link: Link = {
       write: (b, done) => {
         queue.push(b);
+        queued += b.length;
         if (done) callbacks.push(done);
         if (queue.length > 1) return;
         process.nextTick(() => {
           const data = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue);
           const cbs = callbacks;
           queue = [];
+          queued = 0;
           callbacks = [];
           if (ws.readyState !== WebSocket.OPEN) return cbs.forEach((cb) => cb(new Error("WebSocket is not open")));
           ws.send(data, { binary: true }, (e) => cbs.forEach((cb) => cb(e ?? null)));
@@ -183,6 +202,9 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       destroy: () => ws.terminate(),
       get socket() {
         return (ws as unknown as { _socket?: Socket })._socket;
+      },
+      get unsent() {
+        return queued + ws.bufferedAmount;
       },
     };
     ws.on("open", () => {
@@ -356,6 +378,10 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   /** Publish; QoS 0 resolves once written, QoS 1/2 on PUBACK/PUBCOMP. Rejects when the connection closes. */
   publish(topic: string, payload: string | Buffer, qos: QoS = 0, retain = false): Promise<void> {
+    const unsent = this.link?.unsent ?? 0;
+    if (unsent > (this.o.maxUnsentBytes ?? DEFAULT_MAX_UNSENT) && this.state === "connected") {
+      return Promise.reject(new TransportError(`the MQTT broker is not keeping up: ${unsent} bytes still unsent, publish refused`));
+    }
     if (qos === 0) {
       if (this.state !== "connected") return Promise.reject(this.notOpen());
       return new Promise<void>((resolve, reject) => {

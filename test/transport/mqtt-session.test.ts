@@ -239,3 +239,25 @@ describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
     assert.ok(session.error instanceof MqttProtocolError, String(session.error));
   });
 });
+
+describe("mqtt-session: a broker that does not read", { timeout: 30_000 }, () => {
+  it("publishes are refused with a TransportError once maxUnsentBytes are waiting, instead of buffering without bound", async () => {
+    const url = await broker((s, p) => {
+      if (p.type === "connect") {
+        s.write(connack());
+        s.pause(); // reads nothing more
+      }
+    });
+    const session = await MqttSession.connect({ url, clientId: "slow", maxUnsentBytes: 256 * 1024 });
+    const chunk = Buffer.alloc(100 * 1024, 0x61);
+    let refused: unknown;
+    // Not awaited: once the kernel's buffers are full, a QoS 0 publish waits for the socket.
+    for (let i = 0; i < 600 && refused === undefined; i++) {
+      session.publish("t", chunk, 0).catch((e: unknown) => (refused ??= e));
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(refused instanceof TransportError && /not keeping up: \d+ bytes still unsent/.test(refused.message), String(refused));
+    assert.equal(session.connected, true, "the connection itself stays up");
+    session.destroy();
+  });
+});
