@@ -5,20 +5,21 @@
  * is loaded only for those). It connects and waits for CONNACK, keeps the link alive with PINGREQ and
  * declares the broker dead when a PINGRESP does not come within one keepalive period, subscribes
  * (resolving with the granted QoS), publishes QoS 0/1/2 (QoS 1/2 resolve on PUBACK/PUBCOMP, reject when
- * the connection closes), delivers incoming PUBLISH as ("message", topic, payload) and acknowledges
+ * the connection closes), delivers incoming PUBLISH as ("message", topic, payload, retain) and acknowledges
  * QoS 1/2, and ends with DISCONNECT. No reconnect: that is transport/reconnect.ts's job.
  *
- * Writes are coalesced: the packets written in one tick go out in one syscall (socket corked until the
- * next tick; one WebSocket message for WebSocket links). Connection errors are raw (Node socket/TLS
- * errors, `ConnackError`, `MqttProtocolError`); mqtt-common.ts maps them to typed remos errors. Publishes,
- * subscribes and unsubscribes reject with typed errors: ChannelClosedError when the connection is closed
- * (or closes without an error), MqttProtocolError, else a TransportError naming the link's error.
+ * The link itself (socket or WebSocket, writes coalesced per tick) is mqtt-link.ts. Connection errors
+ * are raw (Node socket/TLS errors, `ConnackError`, `MqttProtocolError`); mqtt-common.ts maps them to
+ * typed remos errors. Publishes, subscribes and unsubscribes reject with typed errors: ChannelClosedError
+ * when the connection is closed (or closes without an error), MqttProtocolError, else a TransportError
+ * naming the link's error.
  */
 import { EventEmitter } from "node:events";
-import { type Socket, connect as netConnect } from "node:net";
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
+import type { Socket } from "node:net";
+import type { ConnectionOptions, TLSSocket } from "node:tls";
 import { ChannelClosedError, RemosError, TransportError } from "../errors.js";
 import { debug } from "../log.js";
+import { type Link, type LinkEvents, openSocketLink, openWebSocketLink } from "./mqtt-link.js";
 import { MqttParser } from "./mqtt-parser.js";
 import { type ConnectPacket, MqttProtocolError, type OversizedPublish, type Packet, type QoS, connackMessage, encodePacket, encodePublish } from "./mqtt-wire.js";
 
@@ -59,16 +60,6 @@ export interface MqttSessionEvents {
   close: [];
 }
 
-/** The byte link under a session: a TCP/TLS socket or a WebSocket. */
-interface Link {
-  write(buf: Buffer, done?: (e?: Error | null) => void): void;
-  end(): void;
-  destroy(): void;
-  readonly socket: Socket | undefined;
-  /** Bytes written but not yet handed to the kernel. */
-  readonly unsent: number;
-}
-
 interface Pending {
   resolve(v: number[]): void;
   reject(e: Error): void;
@@ -90,7 +81,6 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private firstError: Error | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private pingOutstanding = false;
-  private corked = false;
   /** DISCONNECT sent and the link ended: nothing more may be written. */
   private linkEnded = false;
   private present = false;
@@ -148,90 +138,14 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
 
   private async open(): Promise<void> {
     const u = new URL(this.o.url);
-    const scheme = u.protocol.slice(0, -1);
-    const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
-    if (scheme === "ws" || scheme === "wss") {
-      this.link = await this.openWebSocket(u);
-    } else if (scheme === "mqtt" || scheme === "mqtts") {
-      const port = Number(u.port || (scheme === "mqtts" ? 8883 : 1883));
-      const socket = scheme === "mqtts" ? tlsConnect({ ...this.o.tls, host, port }) : netConnect({ host, port });
-      socket.setNoDelay(true);
-      this.link = {
-        write: (b, d) => this.writeSocket(socket, b, d),
-        end: () => socket.end(),
-        destroy: () => socket.destroy(),
-        socket,
-        get unsent() {
-          return socket.writableLength;
-        },
-      };
-      socket.on(scheme === "mqtts" ? "secureConnect" : "connect", () => this.sendConnect());
-      socket.on("data", (d: Buffer) => this.onData(d));
-      socket.on("error", (e) => this.fail(e));
-      socket.on("close", () => this.onLinkClosed());
-    } else {
-      throw new Error(`unsupported MQTT URL scheme ${scheme}://`);
-    }
-    if (this.state === "closed") this.link.destroy();
-  }
-
-  private async openWebSocket(u: URL): Promise<Link> {
-    const { WebSocket } = await import("ws");
-    if (this.state === "closed") return { write: () => undefined, end: () => undefined, destroy: () => undefined, socket: undefined, unsent: 0 };
-    const ws = new WebSocket(u.href, ["mqtt"], { ...(u.protocol === "wss:" ? this.o.tls : {}), perMessageDeflate: false });
-    let queue: Buffer[] = [];
-    let queued = 0;
-    let callbacks: Array<(e?: Error | null) => void> = [];
-    const link: Link = {
-      write: (b, done) => {
-        queue.push(b);
-        queued += b.length;
-        if (done) callbacks.push(done);
-        if (queue.length > 1) return;
-        process.nextTick(() => {
-          const data = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue);
-          const cbs = callbacks;
-          queue = [];
-          queued = 0;
-          callbacks = [];
-          if (ws.readyState !== WebSocket.OPEN) return cbs.forEach((cb) => cb(new Error("WebSocket is not open")));
-          ws.send(data, { binary: true }, (e) => cbs.forEach((cb) => cb(e ?? null)));
-        });
-      },
-      end: () => ws.close(1000),
-      destroy: () => ws.terminate(),
-      get socket() {
-        return (ws as unknown as { _socket?: Socket })._socket;
-      },
-      get unsent() {
-        return queued + ws.bufferedAmount;
-      },
+    const on: LinkEvents = {
+      open: () => this.sendConnect(),
+      data: (d) => this.onData(d),
+      error: (e) => this.fail(e),
+      close: () => this.onLinkClosed(),
     };
-    ws.on("open", () => {
-      (link.socket as Socket | undefined)?.setNoDelay(true);
-      this.sendConnect();
-    });
-    ws.on("message", (d: Buffer | ArrayBuffer | Buffer[], binary: boolean) => {
-      // MQTT over WebSocket is binary messages only (MQTT 3.1.1 §6).
-      if (!binary) return this.fail(new MqttProtocolError("text WebSocket message"));
-      this.onData(Buffer.isBuffer(d) ? d : Array.isArray(d) ? Buffer.concat(d) : Buffer.from(d));
-    });
-    ws.on("error", (e) => this.fail(e));
-    ws.on("close", () => this.onLinkClosed());
-    return link;
-  }
-
-  /** Socket writes in one tick go out together: cork on the first, uncork on the next tick. */
-  private writeSocket(socket: Socket, buf: Buffer, done?: (e?: Error | null) => void): void {
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(buf, done);
+    this.link = u.protocol === "ws:" || u.protocol === "wss:" ? await openWebSocketLink(u, this.o.tls, on, () => this.isClosed()) : openSocketLink(u, this.o.tls, on);
+    if (this.state === "closed") this.link.destroy();
   }
 
   private send(p: Packet | Buffer, done?: (e?: Error | null) => void): void {
