@@ -10,7 +10,8 @@ import assert from "node:assert/strict";
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
 import { after, describe, it } from "node:test";
 import { WebSocketServer } from "ws";
-import { ChannelClosedError, RemosError, TransportError } from "../../src/errors.js";
+import { ChannelClosedError, RemosError, TlsError, TransportError } from "../../src/errors.js";
+import { openMqtt } from "../../src/transport/mqtt-common.js";
 import { MqttParser } from "../../src/transport/mqtt-parser.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
 import { MqttProtocolError, type OversizedPublish, type Packet, encodePacket, encodePublish } from "../../src/transport/mqtt-wire.js";
@@ -252,12 +253,53 @@ describe("mqtt-session: a broker that does not read", { timeout: 30_000 }, () =>
     const chunk = Buffer.alloc(100 * 1024, 0x61);
     let refused: unknown;
     // Not awaited: once the kernel's buffers are full, a QoS 0 publish waits for the socket.
+    const sent: Array<Promise<void>> = [];
     for (let i = 0; i < 600 && refused === undefined; i++) {
-      session.publish("t", chunk, 0).catch((e: unknown) => (refused ??= e));
+      const p = session.publish("t", chunk, 0);
+      p.catch((e: unknown) => (refused ??= e));
+      sent.push(p);
       await new Promise((r) => setImmediate(r));
     }
     assert.ok(refused instanceof TransportError && /not keeping up: \d+ bytes still unsent/.test(refused.message), String(refused));
     assert.equal(session.connected, true, "the connection itself stays up");
     session.destroy();
+    // The publishes stuck in the socket's buffer reject (typed) when it is destroyed: none hangs.
+    const settled = await within(Promise.allSettled(sent), 2000, "stuck publishes settle");
+    assert.ok(settled.some((r) => r.status === "rejected"));
+    for (const r of settled) if (r.status === "rejected") assert.ok(r.reason instanceof RemosError, String(r.reason));
+  });
+});
+
+describe("openMqtt: connection failures name their cause (as with mqtt.js)", { timeout: 20_000 }, () => {
+  /** A raw TCP server on 127.0.0.1 doing `onConnection` with each socket. */
+  async function raw(onConnection: (s: Socket) => void): Promise<number> {
+    const server = createServer((s) => {
+      s.on("error", () => undefined);
+      onConnection(s);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    servers.push({ close: () => new Promise((r) => server.close(() => r())) });
+    return (server.address() as AddressInfo).port;
+  }
+  const open = (url: string, tlsUsed = false): Promise<MqttSession> => openMqtt({ url, clientId: "e", ...(tlsUsed ? { tls: { rejectUnauthorized: true } } : {}) }, { timeoutMs: 3000, peer: "P", tlsUsed });
+
+  it("refused, closed before CONNACK, mqtts:// to a plain port, ws:// to a non-WebSocket server, garbage instead of CONNACK", async () => {
+    await new Promise<void>((r) => {
+      // A port that was just free: nothing listens there.
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => {
+          void assert.rejects(open(`mqtt://127.0.0.1:${port}`), (e: Error) => e instanceof TransportError && e.message === "P: connection refused (is the broker running?)").then(r);
+        });
+      });
+    });
+    const closing = await raw((s) => s.once("data", () => s.end()));
+    await assert.rejects(open(`mqtt://127.0.0.1:${closing}`), (e: Error) => e instanceof TransportError && e.message === "P: connection closed before the broker accepted it");
+    const plain = await raw((s) => s.once("data", () => s.write(Buffer.concat([connack(), encodePacket({ type: "pingresp" }), connack()]))));
+    await assert.rejects(open(`mqtts://127.0.0.1:${plain}`, true), (e: Error) => e instanceof TlsError && /TLS handshake failed \(is this a TLS port\?\)/.test(e.message));
+    const http = await raw((s) => s.once("data", () => s.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")));
+    await assert.rejects(open(`ws://127.0.0.1:${http}/mqtt`), (e: Error) => e instanceof TransportError && /P: Unexpected server response: 404/.test(e.message));
+    const junk = await raw((s) => s.once("data", () => s.write(Buffer.from([0xf0, 0x00]))));
+    await assert.rejects(open(`mqtt://127.0.0.1:${junk}`), (e: Error) => e instanceof MqttProtocolError && /reserved packet type 15/.test(e.message));
   });
 });
