@@ -22,7 +22,17 @@ import { defaultChunkSize, defaultWindow } from "./capabilities.js";
 import type { DeviceCore } from "./core.js";
 import { CompareSink, type GetSink, InOrder } from "./sinks.js";
 import { Base64Text } from "../rpc/frame.js";
-import { type Chunk, type TransferTuning, chunksOf, fromBase64, pumpChunks, withAttempts } from "./transfer.js";
+import {
+  type Chunk,
+  MAX_AUTO_WINDOW,
+  type TransferTuning,
+  WINDOWED_CHUNK_SIZE,
+  WINDOW_BYTES,
+  chunksOf,
+  fromBase64,
+  pumpChunks,
+  withAttempts,
+} from "./transfer.js";
 
 /** The result of the remos method `FS.Sha256 {filename, offset?, len?}`. */
 export interface FsSha256Result {
@@ -79,9 +89,16 @@ interface Resolved {
 
 async function resolveTuning(core: DeviceCore, filename: string, o: TransferTuning): Promise<Resolved> {
   const caps = await core.capabilities({ timeout: o.timeoutMs, signal: o.signal });
+  let chunkSize = o.chunkSize ?? defaultChunkSize(caps, core.channelInfo, filename.length);
+  let window = o.window ?? defaultWindow(caps, core.channelInfo);
+  if (o.chunkSize === undefined && window > 1 && chunkSize > WINDOWED_CHUNK_SIZE) {
+    // windowed: chunks whose frames stay regular V8 strings, and a window that keeps as many bytes in flight
+    chunkSize = WINDOWED_CHUNK_SIZE;
+    if (o.window === undefined) window = Math.min(MAX_AUTO_WINDOW, Math.max(window, Math.ceil(WINDOW_BYTES / chunkSize)));
+  }
   return {
-    chunkSize: o.chunkSize ?? defaultChunkSize(caps, core.channelInfo, filename.length),
-    window: o.window ?? defaultWindow(caps, core.channelInfo),
+    chunkSize,
+    window,
     attempts: o.attempts ?? 3,
     timeout: o.timeoutMs ?? core.timeoutMs,
     fsSha256: caps.fsSha256,

@@ -18,6 +18,23 @@ export const LEGACY_CHUNK_SIZE = 512;
  * request small.
  */
 export const MAX_AUTO_CHUNK_SIZE = 256 * 1024;
+/**
+ * The chunk size of windowed file transfers (FS put/get to a remos agent), when the caller gives none and
+ * the channel allows more: its frame text stays under 128 KiB. V8 puts strings above 128 KiB in its
+ * large-object space, where making, flattening and converting them costs 2-3x more per byte (measured on
+ * the send path, base64 + frame text + UTF-8 bytes: ~1 ms/MB with 72-90 KiB chunks, ~3 ms/MB with 128 KiB
+ * and more), and each chunk passes through several such strings on both ends. base64 of 90 KiB is 120 KiB,
+ * leaving room for the envelope and a long file name. OTA keeps MAX_AUTO_CHUNK_SIZE (window 1).
+ */
+export const WINDOWED_CHUNK_SIZE = 90 * 1024;
+/**
+ * The bytes a windowed transfer keeps in flight (8 chunks of 256 KiB, as before WINDOWED_CHUNK_SIZE): the
+ * default window grows as chunks shrink, so a long round trip is filled as well (at 50 ms RTT, 90 KiB
+ * chunks with a window of 8 halve the rate; with 23 they match 256 KiB x 8), up to MAX_AUTO_WINDOW.
+ */
+export const WINDOW_BYTES = 2 * 1024 * 1024;
+export const MAX_AUTO_WINDOW = 32;
+
 /** Room for the frame around the base64 data: ids, src (long on MQTT), method, params keys, an auth object. */
 export const FRAME_ENVELOPE_BYTES = 640;
 

@@ -41,6 +41,22 @@ describe("chunk sizing", () => {
 });
 
 describe("put/get on a remos device (FS.Sha256)", () => {
+  it("on a channel of big frames: 90 KiB chunks (frames under V8's 128 KiB large-object size) and a window holding 2 MiB", async () => {
+    const f = fake({ sha256: true, maxFrameSize: 1024 * 1024 });
+    const data = randomBytes(1024 * 1024 + 5);
+    const r = await f.device.fs.put("w.bin", data);
+    assert.deepEqual([r.chunkSize, r.window], [92160, 23]);
+    assert.ok(f.calls.every((c) => c.method !== "FS.Put" || String(c.params.data).length + 200 < 128 * 1024));
+    assert.ok(f.maxInFlight > 8, `max in flight ${f.maxInFlight}`);
+    assert.ok(f.files.get("w.bin")?.equals(data));
+    // what the caller asks for is kept
+    const e = await f.device.fs.put("w.bin", data, { window: 4 });
+    assert.deepEqual([e.chunkSize, e.window], [92160, 4]);
+    const c = await f.device.fs.put("w.bin", data, { chunkSize: 200_001 });
+    assert.deepEqual([c.chunkSize, c.window], [200_001, 8]);
+    assert.ok(f.files.get("w.bin")?.equals(data));
+  });
+
   it("round-trips 300 KB with a window of chunks in flight and verifies by SHA-256", async () => {
     const f = fake({ sha256: true, maxFrameSize: 16 * 1024 });
     const data = randomBytes(300 * 1024 + 7);
