@@ -21,10 +21,16 @@ import {
   type UnsubscribePacket,
 } from "./mqtt-wire.js";
 
-/** A cursor over one packet's body; every read is bounds-checked. */
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A cursor over one packet's body; every read is bounds-checked. Decoding is synchronous, so one reader
+ * serves every packet (no allocation per packet); it is pointed back at EMPTY after each so that it holds
+ * no buffer.
+ */
 class Reader {
   off = 0;
-  constructor(readonly b: Buffer) {}
+  b: Buffer = EMPTY;
   get left(): number {
     return this.b.length - this.off;
   }
@@ -63,14 +69,21 @@ class Reader {
  * no U+0000, no wildcard. Anything else would be routed under a mangled name (U+FFFD for bad bytes).
  */
 function topicName(r: Reader): string {
-  const b = r.bin("topic");
-  if (b.length === 0) throw new MqttProtocolError("PUBLISH with an empty topic");
-  for (let i = 0; i < b.length; i++) {
+  const n = r.u16("topic");
+  if (r.left < n) throw new MqttProtocolError("topic is cut short");
+  if (n === 0) throw new MqttProtocolError("PUBLISH with an empty topic");
+  const b = r.b;
+  const start = r.off;
+  const end = start + n;
+  let ascii = true;
+  for (let i = start; i < end; i++) {
     const c = b[i] as number;
     if (c === 0 || c === 0x23 || c === 0x2b) throw new MqttProtocolError(`PUBLISH topic with ${c === 0 ? "U+0000" : `the wildcard ${String.fromCharCode(c)}`}`);
+    if (c >= 0x80) ascii = false;
   }
-  if (!isUtf8(b)) throw new MqttProtocolError("PUBLISH topic is not UTF-8");
-  return b.toString("utf8");
+  if (!ascii && !isUtf8(b.subarray(start, end))) throw new MqttProtocolError("PUBLISH topic is not UTF-8");
+  r.off = end;
+  return b.toString("utf8", start, end);
 }
 
 function qosOf(v: number, what: string): QoS {
@@ -79,12 +92,23 @@ function qosOf(v: number, what: string): QoS {
 }
 
 const ACKS = ["puback", "pubrec", "pubrel", "pubcomp"] as const;
+const reader = new Reader();
 
 /** Decode one packet from its first byte and its body (exactly remaining-length bytes). */
 export function decodePacket(first: number, body: Buffer): Packet {
+  reader.b = body;
+  reader.off = 0;
+  try {
+    return decodeBody(first, reader);
+  } finally {
+    reader.b = EMPTY;
+  }
+}
+
+function decodeBody(first: number, r: Reader): Packet {
+  const body = r.b;
   const type = first >> 4;
   const flags = first & 0x0f;
-  const r = new Reader(body);
   if (type !== 3 && flags !== (type === 6 || type === 8 || type === 10 ? 2 : 0)) {
     throw new MqttProtocolError(`packet type ${type} with reserved flags ${flags}`);
   }
@@ -168,11 +192,17 @@ export function decodePacket(first: number, body: Buffer): Packet {
 
 /** The routing of a PUBLISH too big to buffer, from its first bytes. */
 function decodeOversized(first: number, head: Buffer, size: number): OversizedPublish {
-  const r = new Reader(head);
-  const qos = qosOf((first >> 1) & 3, "PUBLISH");
-  const p: OversizedPublish = { type: "publish-oversized", topic: topicName(r), qos, size };
-  if (qos > 0) p.messageId = r.id();
-  return p;
+  const r = reader;
+  r.b = head;
+  r.off = 0;
+  try {
+    const qos = qosOf((first >> 1) & 3, "PUBLISH");
+    const p: OversizedPublish = { type: "publish-oversized", topic: topicName(r), qos, size };
+    if (qos > 0) p.messageId = r.id();
+    return p;
+  } finally {
+    r.b = EMPTY;
+  }
 }
 
 /**
@@ -216,7 +246,7 @@ export class MqttParser {
       if (this.need > this.total) return out;
       data = Buffer.concat(this.chunks, this.total);
     }
-    this.chunks = [];
+    if (this.total > 0) this.chunks.length = 0;
     this.total = 0;
     this.need = 0;
     let off = 0;
@@ -263,7 +293,7 @@ export class MqttParser {
     }
     if (off < data.length) {
       const rest = data.subarray(off);
-      this.chunks = [rest];
+      this.chunks.push(rest);
       this.total = rest.length;
     }
     return out;
