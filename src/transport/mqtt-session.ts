@@ -71,6 +71,7 @@ interface Pending {
 
 const DEFAULT_MAX_PACKET = 1024 * 1024;
 const DEFAULT_MAX_UNSENT = 8 * 1024 * 1024;
+const PINGREQ = encodePacket({ type: "pingreq" });
 
 export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private link: Link | undefined;
@@ -255,14 +256,15 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   private armKeepalive(): void {
     const ms = (this.o.keepalive ?? 60) * 1000;
     if (ms <= 0) return;
-    this.keepaliveTimer = setInterval(() => {
-      if (this.pingOutstanding) {
-        this.fail(new Error(`no PINGRESP from the broker within ${ms / 1000} s (keepalive): the broker is unreachable`));
-        return;
-      }
+    const tick = (): void => {
+      if (this.isClosed()) return;
+      if (this.pingOutstanding) return this.fail(new TransportError(`no PINGRESP from the broker within ${ms / 1000} s (keepalive): the broker is unreachable`));
       this.pingOutstanding = true;
-      this.send({ type: "pingreq" });
-    }, ms);
+      this.send(PINGREQ);
+    };
+    // Timers run before I/O: after an event-loop stall a PINGRESP may be waiting unread, so with a ping
+    // outstanding the tick waits for this turn's I/O (setImmediate runs after it).
+    this.keepaliveTimer = setInterval(() => (this.pingOutstanding ? setImmediate(tick) : tick()), ms);
     this.keepaliveTimer.unref();
   }
 

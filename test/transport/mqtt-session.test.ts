@@ -303,3 +303,26 @@ describe("openMqtt: connection failures name their cause (as with mqtt.js)", { t
     await assert.rejects(open(`mqtt://127.0.0.1:${junk}`), (e: Error) => e instanceof MqttProtocolError && /reserved packet type 15/.test(e.message));
   });
 });
+
+describe("mqtt-session: keepalive", { timeout: 20_000 }, () => {
+  it("an event-loop stall longer than the keepalive period is not mistaken for a dead broker (a PINGRESP waiting unread counts)", async () => {
+    let pings = 0;
+    const url = await broker((s, p) => {
+      if (p.type === "connect") s.write(connack());
+      if (p.type === "pingreq") {
+        s.write(encodePacket({ type: "pingresp" }));
+        // Stall this process (client included) past the next keepalive tick, the PINGRESP unread.
+        if (++pings === 1) {
+          const until = Date.now() + 1300;
+          while (Date.now() < until);
+        }
+      }
+    });
+    const session = await MqttSession.connect({ url, clientId: "stall", keepalive: 1 });
+    const deadline = Date.now() + 6000;
+    while (pings < 3 && Date.now() < deadline && !session.closing) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(session.error, undefined, String(session.error));
+    assert.ok(pings >= 3, `kept pinging (${pings})`);
+    session.destroy();
+  });
+});
