@@ -11,6 +11,7 @@ import { AbortedError, IoError, RemosError, TlsError, TransportError, errorMessa
 import { debug } from "../log.js";
 import type { TlsPeerInfo } from "../rpc/channel.js";
 import { ConnackError, MqttSession, type MqttSessionOptions } from "./mqtt-session.js";
+import { MqttProtocolError } from "./mqtt-wire.js";
 
 /**
  * Largest frame the remos MQTT channels carry, both ends: 256 KiB. Real firmware only accepts incoming
@@ -126,6 +127,8 @@ const CONNACK_CAUSES: Record<number, string> = {
 
 /** Turn whatever a failed MQTT connection threw into a typed error that names the cause. */
 export function mapConnectError(e: unknown, peer: string, tlsUsed: boolean): RemosError {
+  // Broken MQTT from the broker (or a CONNECT MQTT cannot carry): named with the broker, as mqtt.js's were.
+  if (e instanceof MqttProtocolError) return new TransportError(`${peer}: ${e.message}`, { cause: e });
   if (e instanceof RemosError) return e;
   const err = e instanceof Error ? e : new Error(String(e));
   if (err instanceof ConnackError) {

@@ -175,6 +175,7 @@ export function encodePublish(topic: string, payload: string | Buffer, qos: QoS,
 export function encodePacket(p: Packet): Buffer {
   switch (p.type) {
     case "connect": {
+      if (p.password !== undefined && p.username === undefined) throw new MqttProtocolError("a password needs a user name (MQTT 3.1.1 §3.1.2.9)");
       const cid = strBytes(p.clientId);
       const user = p.username !== undefined ? strBytes(p.username) : -1;
       const wt = p.will ? strBytes(p.will.topic) : -1;

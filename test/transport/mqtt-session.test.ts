@@ -299,8 +299,15 @@ describe("openMqtt: connection failures name their cause (as with mqtt.js)", { t
     await assert.rejects(open(`mqtts://127.0.0.1:${plain}`, true), (e: Error) => e instanceof TlsError && /TLS handshake failed \(is this a TLS port\?\)/.test(e.message));
     const http = await raw((s) => s.once("data", () => s.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")));
     await assert.rejects(open(`ws://127.0.0.1:${http}/mqtt`), (e: Error) => e instanceof TransportError && /P: Unexpected server response: 404/.test(e.message));
+    let sawBytes = false;
+    const quiet = await raw((s) => s.once("data", () => (sawBytes = true)));
+    await assert.rejects(
+      openMqtt({ url: `mqtt://127.0.0.1:${quiet}`, clientId: "e", password: "pw" }, { timeoutMs: 3000, peer: "P", tlsUsed: false }),
+      (e: Error) => e instanceof TransportError && /^P: MQTT protocol error: a password needs a user name/.test(e.message),
+    );
+    assert.equal(sawBytes, false, "no invalid CONNECT was sent");
     const junk = await raw((s) => s.once("data", () => s.write(Buffer.from([0xf0, 0x00]))));
-    await assert.rejects(open(`mqtt://127.0.0.1:${junk}`), (e: Error) => e instanceof MqttProtocolError && /reserved packet type 15/.test(e.message));
+    await assert.rejects(open(`mqtt://127.0.0.1:${junk}`), (e: Error) => e instanceof TransportError && /^P: MQTT protocol error: reserved packet type 15/.test(e.message));
   });
 });
 
