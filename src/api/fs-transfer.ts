@@ -298,11 +298,11 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
     await sink.restart();
     start = 0;
   }
-  // With a window, the rest of the first window is asked for at once (the file's size is not known before
-  // the first answer; chunks past the end come back empty and are dropped).
+  // With a window, the next chunks (up to 7, so a small file costs at most 7 answers that come back empty
+  // and are dropped) are asked for with the first: the file's size is not known before its answer.
   const early = new Map<number, Promise<GetChunkResult>>();
   const speculate = (from: number): void => {
-    for (let k = 1; k < t.window; k++) {
+    for (let k = 1; k < Math.min(t.window, 8); k++) {
       const p = getChunk(core, filename, from + k * t.chunkSize, t.chunkSize, callOpts);
       p.catch(() => undefined); // awaited (and its error handled) when its chunk's turn comes, if it has one
       early.set(from + k * t.chunkSize, p);
