@@ -152,11 +152,15 @@ function checkId(id: number): number {
   return id;
 }
 
+const NOT_IN_TOPIC_NAMES = /[+#\0]/;
+
 /**
  * One PUBLISH, the hot path: the payload goes straight into the packet buffer (a string is written as
- * UTF-8 without an intermediate Buffer).
+ * UTF-8 without an intermediate Buffer). The topic must be a topic name (MQTT 3.1.1 §4.7): not empty, no
+ * wildcard, no U+0000 — brokers drop a connection that publishes to one (mosquitto does).
  */
 export function encodePublish(topic: string, payload: string | Buffer, qos: QoS, messageId: number | undefined, retain = false, dup = false): Buffer {
+  if (topic.length === 0 || NOT_IN_TOPIC_NAMES.test(topic)) throw new MqttProtocolError(`cannot publish to ${JSON.stringify(topic)}: not an MQTT topic name`);
   const tlen = strBytes(topic);
   const plen = typeof payload === "string" ? Buffer.byteLength(payload, "utf8") : payload.length;
   const body = 2 + tlen + (qos > 0 ? 2 : 0) + plen;

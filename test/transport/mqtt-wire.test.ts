@@ -97,6 +97,7 @@ describe("mqtt-wire: encode/decode", () => {
     assert.throws(() => encodePacket({ type: "puback", messageId: 0 }), MqttProtocolError);
     assert.throws(() => encodePublish("x".repeat(70_000), "", 0, undefined), MqttProtocolError);
     assert.throws(() => encodePublish("t", "", 1, undefined), MqttProtocolError);
+    for (const t of ["", "a/+", "#", "a\0"]) assert.throws(() => encodePublish(t, "", 0, undefined), /not an MQTT topic name/, JSON.stringify(t));
     // As mqtt.js did: a password without a user name is not valid MQTT 3.1.1 (§3.1.2.9).
     assert.throws(() => encodePacket({ type: "connect", clientId: "c", clean: true, keepalive: 60, password: Buffer.from("pw") }), /password needs a user name/);
   });
