@@ -71,23 +71,28 @@ export async function openWebSocketLink(u: URL, tls: ConnectionOptions | undefin
   let queue: Buffer[] = [];
   let queued = 0;
   let callbacks: Array<(e?: Error | null) => void> = [];
+  /** Send what this tick wrote as one message (also before closing, or DISCONNECT would be lost). */
+  const flush = (): void => {
+    if (queue.length === 0) return;
+    const data = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue);
+    const cbs = callbacks;
+    queue = [];
+    queued = 0;
+    callbacks = [];
+    if (ws.readyState !== WebSocket.OPEN) return cbs.forEach((cb) => cb(new Error("WebSocket is not open")));
+    ws.send(data, { binary: true }, (e) => cbs.forEach((cb) => cb(e ?? null)));
+  };
   const link: Link = {
     write: (b, done) => {
       queue.push(b);
       queued += b.length;
       if (done) callbacks.push(done);
-      if (queue.length > 1) return;
-      process.nextTick(() => {
-        const data = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue);
-        const cbs = callbacks;
-        queue = [];
-        queued = 0;
-        callbacks = [];
-        if (ws.readyState !== WebSocket.OPEN) return cbs.forEach((cb) => cb(new Error("WebSocket is not open")));
-        ws.send(data, { binary: true }, (e) => cbs.forEach((cb) => cb(e ?? null)));
-      });
+      if (queue.length === 1) process.nextTick(flush);
     },
-    end: () => ws.close(1000),
+    end: () => {
+      flush();
+      ws.close(1000);
+    },
     destroy: () => ws.terminate(),
     get socket() {
       return (ws as unknown as { _socket?: Socket })._socket;

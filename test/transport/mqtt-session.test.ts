@@ -241,6 +241,34 @@ describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
   });
 });
 
+describe("mqtt-session over WebSocket: end()", { timeout: 20_000 }, () => {
+  it("DISCONNECT reaches the broker before the WebSocket closes", async () => {
+    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => "mqtt" });
+    await new Promise<void>((r) => wss.once("listening", r));
+    servers.push({
+      close: async () => {
+        for (const c of wss.clients) c.terminate();
+        await new Promise((r) => wss.close(r));
+      },
+    });
+    const seen: string[] = [];
+    wss.on("connection", (ws) => {
+      const parser = new MqttParser(1 << 20);
+      ws.on("message", (d: Buffer) => {
+        for (const p of parser.push(d)) {
+          seen.push(p.type);
+          if (p.type === "connect") ws.send(connack(), { binary: true });
+        }
+      });
+    });
+    const session = await MqttSession.connect({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/mqtt`, clientId: "ws-end" });
+    await within(session.end(), 3000, "end");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(seen, ["connect", "disconnect"]);
+    assert.equal(session.error, undefined);
+  });
+});
+
 describe("mqtt-session: a broker that does not read", { timeout: 30_000 }, () => {
   it("publishes are refused with a TransportError once maxUnsentBytes are waiting, instead of buffering without bound", async () => {
     const url = await broker((s, p) => {
