@@ -173,7 +173,8 @@ describe("mqtt-session: end()", { timeout: 20_000 }, () => {
     await session.publish("t", "x", 1);
     await session.end();
     await new Promise((r) => setTimeout(r, 20));
-    assert.equal(count(), before);
+    // At most as many as before (sockets of earlier tests may still be closing, never more).
+    assert.ok(count() <= before, `${count()} timers/sockets now, ${before} before`);
   });
 });
 
