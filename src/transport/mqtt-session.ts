@@ -6,7 +6,8 @@
  * declares the broker dead when a PINGRESP does not come within one keepalive period, subscribes
  * (resolving with the granted QoS), publishes QoS 0/1/2 (QoS 1/2 resolve on PUBACK/PUBCOMP, reject when
  * the connection closes), delivers incoming PUBLISH as ("message", topic, payload, retain) and acknowledges
- * QoS 1/2, and ends with DISCONNECT. No reconnect: that is transport/reconnect.ts's job.
+ * QoS 1/2 (QoS 2 delivered on PUBLISH, once per connection: a resend before PUBREL is not delivered
+ * again), and ends with DISCONNECT. No reconnect: that is transport/reconnect.ts's job.
  *
  * The link itself (socket or WebSocket, writes coalesced per tick) is mqtt-link.ts. Connection errors
  * are raw (Node socket/TLS errors, `ConnackError`, `MqttProtocolError`); mqtt-common.ts maps them to
@@ -85,6 +86,8 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
   /** DISCONNECT sent and the link ended: nothing more may be written. */
   private linkEnded = false;
   private present = false;
+  /** Ids of incoming QoS 2 messages delivered and awaiting PUBREL (made on the first one). */
+  private awaitingRel: Set<number> | undefined;
   /** Called when the last pending acknowledgement settles (end() waits on it). */
   private onIdle: (() => void) | undefined;
   private onConnack: ((e?: Error) => void) | undefined;
@@ -200,7 +203,7 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     switch (p.type) {
       case "publish":
         if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });
-        else if (p.qos === 2) this.send({ type: "pubrec", messageId: p.messageId ?? 0 });
+        else if (p.qos === 2 && this.receivedQos2(p.messageId ?? 0)) return debug("mqtt", "QoS 2 message received again before PUBREL: not delivered twice", { topic: p.topic });
         try {
           this.emit("message", p.topic, p.payload, p.retain);
         } catch (e) {
@@ -210,10 +213,11 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
         return;
       case "publish-oversized":
         if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });
-        else if (p.qos === 2) this.send({ type: "pubrec", messageId: p.messageId ?? 0 });
+        else if (p.qos === 2) this.receivedQos2(p.messageId ?? 0);
         debug("mqtt", "incoming message too big: dropped", { topic: p.topic, size: p.size, limit: this.parser.maxPacketSize });
         return;
       case "pubrel":
+        this.awaitingRel?.delete(p.messageId);
         this.send({ type: "pubcomp", messageId: p.messageId });
         return;
       case "pubrec": {
@@ -236,6 +240,18 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
       default:
         this.fail(new MqttProtocolError(`unexpected ${p.type} from the broker`));
     }
+  }
+
+  /**
+   * PUBREC an incoming QoS 2 message; true if its id already awaits PUBREL, i.e. it was delivered (MQTT
+   * 3.1.1 §4.3.3, method B: once per connection; a new connection starts with no memory of ids).
+   */
+  private receivedQos2(id: number): boolean {
+    this.send({ type: "pubrec", messageId: id });
+    const ids = (this.awaitingRel ??= new Set());
+    if (ids.has(id)) return true;
+    ids.add(id);
+    return false;
   }
 
   private isClosed(): boolean {

@@ -203,6 +203,30 @@ describe("mqtt-session: what reaches the caller", { timeout: 20_000 }, () => {
   });
 });
 
+describe("mqtt-session: incoming QoS 2", { timeout: 20_000 }, () => {
+  it("a QoS 2 message sent again before its PUBREL is acknowledged but delivered once; after PUBREL the id is new", async () => {
+    const seen: string[] = [];
+    const url = await broker((s, p) => {
+      seen.push(p.type === "pubrec" || p.type === "pubcomp" ? `${p.type}:${p.messageId}` : p.type);
+      if (p.type === "connect") {
+        s.write(connack());
+        s.write(encodePublish("q2", "one", 2, 9));
+        s.write(encodePublish("q2", "one", 2, 9, false, true)); // DUP, before PUBREL
+        s.write(encodePacket({ type: "pubrel", messageId: 9 }));
+        s.write(encodePublish("q2", "two", 2, 9)); // the id, free again
+        s.write(encodePacket({ type: "pubrel", messageId: 9 }));
+      }
+    });
+    const got: string[] = [];
+    const session = await MqttSession.connect({ url, clientId: "q2dup" }, (s) => s.on("message", (_t, p) => got.push(p.toString())));
+    const deadline = Date.now() + 2000;
+    while (seen.filter((t) => t === "pubcomp:9").length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got, ["one", "two"]);
+    assert.deepEqual(seen, ["connect", "pubrec:9", "pubrec:9", "pubcomp:9", "pubrec:9", "pubcomp:9"]);
+    session.destroy();
+  });
+});
+
 describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
   it("packets split across messages and several in one message are parsed; a text message is a protocol error", async () => {
     const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => "mqtt" });
