@@ -4,7 +4,8 @@
  * same chunk size and window with the same library, and (b) mos's 512-byte stop-and-wait (chunkSize 512,
  * window 1), on plain loopback and with 50 ms of added round trip (bench/lib/delay-proxy.ts; not serial,
  * a pty is not TCP). Stop-and-wait is linear in the size, so it is timed over a prefix (1 MB on loopback,
- * 64 KB at 50 ms) and reported as a rate.
+ * 64 KB at 50 ms) and reported as a rate. Each size is moved ROUNDS times, remos and raw alternating, and
+ * the medians are compared (a single cold transfer of 1 MB takes ~10 ms: mostly noise on a shared machine).
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -13,6 +14,14 @@ import { TRANSPORTS, setupTransport, type TransportFixture } from "../lib/fixtur
 import type { Results } from "../lib/report.js";
 
 const MB = 1024 * 1024;
+
+/** Transfers of each size per figure: remos and the raw link alternate, and the medians are compared. */
+const ROUNDS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
 
 async function timed(op: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -45,17 +54,26 @@ async function oneTransport(results: Results, fx: TransportFixture, label: strin
     const data = randomBytes(size);
     const name = `${size / MB}MB`;
     let tuning = { chunkSize: 0, window: 0 };
-    const putS = await timed(async () => {
-      const r = await dev.fs.put("big.bin", data, { resume: false });
-      tuning = { chunkSize: r.chunkSize, window: r.window };
-    });
-    let got: Buffer = Buffer.alloc(0);
-    const getS = await timed(async () => {
-      got = await dev.fs.get("big.bin", { chunkSize: tuning.chunkSize, window: tuning.window });
-    });
-    if (!got.equals(data)) throw new Error(`${label}: the ${name} file came back different`);
-    const rawPutS = await timed(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window));
-    const rawGetS = await timed(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window));
+    // remos and the raw link alternate, ROUNDS times each; the medians are compared
+    const times = { put: [] as number[], get: [] as number[], rawPut: [] as number[], rawGet: [] as number[] };
+    for (let round = 0; round < ROUNDS; round++) {
+      times.put.push(
+        await timed(async () => {
+          const r = await dev.fs.put("big.bin", data, { resume: false });
+          tuning = { chunkSize: r.chunkSize, window: r.window };
+        }),
+      );
+      times.rawPut.push(await timed(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window)));
+      let got: Buffer = Buffer.alloc(0);
+      times.get.push(
+        await timed(async () => {
+          got = await dev.fs.get("big.bin", { chunkSize: tuning.chunkSize, window: tuning.window });
+        }),
+      );
+      if (!got.equals(data)) throw new Error(`${label}: the ${name} file came back different`);
+      times.rawGet.push(await timed(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window)));
+    }
+    const [putS, getS, rawPutS, rawGetS] = [times.put, times.get, times.rawPut, times.rawGet].map(median);
     const mbps = (s: number): number => size / s / MB;
     const note = `chunk ${tuning.chunkSize} B, window ${tuning.window}`;
     for (const [op, v, raw, swRate] of [

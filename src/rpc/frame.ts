@@ -287,11 +287,12 @@ const SPLICE_MARK = `remos-b64-${Math.random().toString(36).slice(2)}${Math.rand
 const SPLICE_PLACEHOLDER = JSON.stringify(SPLICE_MARK);
 
 /**
- * The frame's text with its one Base64Text value (a direct field of `params`, `result` or `args`) spliced
- * in after stringifying the rest; undefined when the frame has none, more than one, or the placeholder is
- * not unique in the text (then JSON.stringify serialises it through toJSON).
+ * The frame's text around its one Base64Text value (a direct field of `params`, `result` or `args`):
+ * `[head, base64, tail]`, the rest stringified with a placeholder cut out; undefined when the frame has
+ * none, more than one, or the placeholder is not unique in the text (then JSON.stringify serialises it
+ * through toJSON).
  */
-function encodeSpliced(f: Frame): string | undefined {
+function splicedParts(f: Frame): [string, string, string] | undefined {
   let found: { field: "params" | "result" | "args"; key: string; value: Base64Text } | undefined;
   for (const field of ["params", "result", "args"] as const) {
     const holder = f[field];
@@ -306,20 +307,44 @@ function encodeSpliced(f: Frame): string | undefined {
   }
   if (found === undefined) return undefined;
   const holder = { ...(f[found.field] as Record<string, unknown>), [found.key]: SPLICE_MARK };
-  const text = JSON.stringify(ordered({ ...f, [found.field]: holder }));
+  const text = bareBigId(f, JSON.stringify(ordered({ ...f, [found.field]: holder })));
   const at = text.indexOf(SPLICE_PLACEHOLDER);
   if (at < 0 || text.indexOf(SPLICE_PLACEHOLDER, at + 1) >= 0) return undefined;
-  return text.slice(0, at) + '"' + found.value.text + '"' + text.slice(at + SPLICE_PLACEHOLDER.length);
+  return [text.slice(0, at), found.value.text, text.slice(at + SPLICE_PLACEHOLDER.length)];
 }
 
-/** Encode a frame as compact JSON text (UTF-8 characters unescaped; see `toAscii` for UART). */
-export function encodeFrame(f: Frame): string {
-  const text = encodeSpliced(f) ?? JSON.stringify(ordered(f));
-  // A digits-only id beyond 2^53 goes back as the bare number it came as (spec §1.3), not as a string.
+/** A digits-only id beyond 2^53 goes back as the bare number it came as (spec §1.3), not as a string. */
+function bareBigId(f: Frame, text: string): string {
   if (typeof f.id === "string" && f.method === undefined && f.id.length > 15 && /^[0-9]+$/.test(f.id)) {
     return text.replace(/^(\{(?:"v":[^,]*,)?"id":)"([0-9]+)"/, "$1$2");
   }
   return text;
+}
+
+/** Encode a frame as compact JSON text (UTF-8 characters unescaped; see `toAscii` for UART). */
+export function encodeFrame(f: Frame): string {
+  const parts = splicedParts(f);
+  if (parts) return parts[0] + '"' + parts[1] + '"' + parts[2];
+  return bareBigId(f, JSON.stringify(ordered(f)));
+}
+
+/**
+ * The UTF-8 bytes of a frame that carries a Base64Text (FS.Put requests, FS.Get answers), built straight
+ * into one Buffer: the big base64 string is copied once, never concatenated, flattened and re-encoded.
+ * Undefined for any other frame (use encodeFrame). Same bytes as `Buffer.from(encodeFrame(f))`.
+ */
+export function encodeFrameBytes(f: Frame): Buffer | undefined {
+  const parts = splicedParts(f);
+  if (!parts) return undefined;
+  const [head, b64, tail] = parts;
+  const headLength = Buffer.byteLength(head, "utf8");
+  const out = Buffer.allocUnsafe(headLength + b64.length + 2 + Buffer.byteLength(tail, "utf8"));
+  let o = out.write(head, 0, "utf8");
+  out[o++] = 0x22; // "
+  o += out.write(b64, o, "latin1");
+  out[o++] = 0x22;
+  out.write(tail, o, "utf8");
+  return out;
 }
 
 /** Escape every character >= 0x7f as \uXXXX: the UART firmware drops its buffer on any byte >= 0x80. */

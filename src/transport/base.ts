@@ -6,7 +6,7 @@
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
 import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
 
 export abstract class BaseChannel implements Channel {
   readonly info: ChannelInfo;
@@ -34,8 +34,23 @@ export abstract class BaseChannel implements Channel {
     return encodeFrame(frame);
   }
 
+  /**
+   * The frame as bytes when it carries a Base64Text (see sendBytes), else undefined. A transport that
+   * rewrites frames in `encode` rewrites them here too.
+   */
+  protected encodeBytes(frame: Frame): Buffer | undefined {
+    return encodeFrameBytes(frame);
+  }
+
   /** Put encoded frame text on the wire. */
   protected abstract sendText(text: string, frame: Frame): Promise<void>;
+
+  /**
+   * Put a frame's UTF-8 bytes on the wire. A transport that carries bytes as they are implements it; frames
+   * with a Base64Text (transfer chunks) are then built straight into one Buffer (encodeFrameBytes) instead
+   * of one big string that is flattened and re-encoded on the way out.
+   */
+  protected sendBytes?(bytes: Buffer, frame: Frame): Promise<void>;
 
   /** Tear the link down (called once). */
   protected abstract closeLink(): Promise<void>;
@@ -44,6 +59,12 @@ export abstract class BaseChannel implements Channel {
   send(frame: Frame): Promise<void> {
     try {
       if (this.isClosed) throw new ChannelClosedError(`${this.info.type} channel to ${this.info.peer} is closed`);
+      const bytes = this.sendBytes ? this.encodeBytes(frame) : undefined;
+      if (bytes && this.sendBytes) {
+        if (bytes.length > this.info.maxFrameSize) throw new FrameTooLargeError(bytes.length, this.info.maxFrameSize, this.info.type);
+        if (debugEnabled(this.area)) debug(this.area, "send", { peer: this.info.peer, frame: frameForLog(bytes.toString("utf8")) });
+        return this.sendBytes(bytes, frame);
+      }
       const text = this.encode(frame);
       // text.length <= UTF-8 bytes <= 3 * text.length: count bytes only when the limit is within reach
       const size = text.length * 3 <= this.info.maxFrameSize ? 0 : Buffer.byteLength(text, "utf8");

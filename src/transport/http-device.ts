@@ -28,7 +28,7 @@ import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "../rpc/channel.js";
 import type { HttpDigestAuthority } from "../rpc/digest.js";
 import { type DecodedFrame, type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
-import { HttpRequestChannel, errorBody, queryArgs, readBody, reply } from "./http-exchange.js";
+import { HttpRequestChannel, errorBody, queryArgs, readBody, reply, withCrlf } from "./http-exchange.js";
 import { formatPeer, tlsPeerInfo } from "./tls-client.js";
 import { attachWsDevice } from "./ws-device.js";
 
@@ -127,7 +127,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     res: http.ServerResponse,
     info: ChannelInfo,
     request: string | DecodedFrame,
-    answer: (text: string, frame: Frame) => boolean,
+    answer: (text: string | Buffer, frame: Frame) => boolean,
     answerNow: boolean,
   ): void => {
     let timer: NodeJS.Timeout | undefined;
@@ -196,7 +196,7 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     const frame = decoded.frame;
     const oneWay = frame.id === undefined || typeof frame.method !== "string";
     runFrame(req, res, channelInfo(req, peer, user), decoded, (text) => {
-      reply(req, res, 200, text + "\r\n");
+      reply(req, res, 200, withCrlf(text));
       return true;
     }, oneWay);
   };

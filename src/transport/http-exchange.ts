@@ -21,18 +21,27 @@ export function connectionHeader(req: http.IncomingMessage): string {
   return /keep-alive/i.test(c ?? "") ? "keep-alive" : "close";
 }
 
-export function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, extra?: Record<string, string>): void {
+/** Answer with `body` (text, or bytes sent as they are). */
+export function reply(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string | Buffer, extra?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
   const headers: Record<string, string> = {
     "Content-Type": "application/json",
     "Access-Control-Allow-Origin": CORS["Access-Control-Allow-Origin"],
     "Access-Control-Allow-Headers": CORS["Access-Control-Allow-Headers"],
-    "Content-Length": String(Buffer.byteLength(body, "utf8")),
+    "Content-Length": String(typeof body === "string" ? Buffer.byteLength(body, "utf8") : body.length),
     Connection: connectionHeader(req),
   };
   if (extra) Object.assign(headers, extra);
   res.writeHead(status, headers);
-  res.end(body, "utf8");
+  if (typeof body === "string") res.end(body, "utf8");
+  else res.end(body);
+}
+
+const CRLF = Buffer.from("\r\n");
+
+/** A frame's text or bytes followed by the "\r\n" the firmware ends its answers with. */
+export function withCrlf(frame: string | Buffer): string | Buffer {
+  return typeof frame === "string" ? frame + "\r\n" : Buffer.concat([frame, CRLF]);
 }
 
 export function errorBody(code: number, message: string): string {
@@ -42,11 +51,11 @@ export function errorBody(code: number, message: string): string {
 /** One HTTP request as a Channel: the first frame sent on it is the response, then it is closed. */
 export class HttpRequestChannel extends BaseChannel {
   private answered = false;
-  private readonly respond: (text: string, frame: Frame) => boolean;
+  private readonly respond: (text: string | Buffer, frame: Frame) => boolean;
   private readonly onGiveUp: () => void;
 
   /** `respond` returns false when it does not take this frame as the answer (Mode B skips requests). */
-  constructor(info: ChannelInfo, respond: (text: string, frame: Frame) => boolean, onGiveUp: () => void) {
+  constructor(info: ChannelInfo, respond: (text: string | Buffer, frame: Frame) => boolean, onGiveUp: () => void) {
     super(info);
     this.respond = respond;
     this.onGiveUp = onGiveUp;
@@ -67,7 +76,12 @@ export class HttpRequestChannel extends BaseChannel {
     this.markClosed(reason);
   }
 
-  protected async sendText(text: string, frame: Frame): Promise<void> {
+  /** A frame built as bytes (a transfer chunk) is answered as it is. */
+  protected override sendBytes(bytes: Buffer, frame: Frame): Promise<void> {
+    return this.sendText(bytes, frame);
+  }
+
+  protected async sendText(text: string | Buffer, frame: Frame): Promise<void> {
     if (this.answered) {
       debug("http", "frame after the HTTP response dropped", { peer: this.info.peer, method: frame.method });
       return;

@@ -100,11 +100,16 @@ class HttpClientChannel extends BaseChannel {
   }
 
   /** The common case (a 200) is handled in one `then`; a 401 goes through the digest retry. */
-  protected sendText(text: string, frame: Frame): Promise<void> {
+  protected sendText(text: string | Buffer, frame: Frame): Promise<void> {
     return this.post(text, undefined).then((answer) => (answer.status === 401 ? this.retryWithDigest(text, frame, answer) : this.accept(answer, frame)));
   }
 
-  private async retryWithDigest(text: string, frame: Frame, first: HttpAnswer): Promise<void> {
+  /** A frame built as bytes (a transfer chunk) is the POST body as it is. */
+  protected override sendBytes(bytes: Buffer, frame: Frame): Promise<void> {
+    return this.sendText(bytes, frame);
+  }
+
+  private async retryWithDigest(text: string | Buffer, frame: Frame, first: HttpAnswer): Promise<void> {
     const challenge = first.challenge;
     if (!challenge || !/^\s*digest\s/i.test(challenge)) {
       throw new AuthError(`${this.href} answered 401 without a Digest challenge`);
@@ -138,9 +143,9 @@ class HttpClientChannel extends BaseChannel {
   }
 
   /** One POST; resolves with the whole answer (body capped at maxFrameSize). */
-  private post(text: string, authorization: string | undefined): Promise<HttpAnswer> {
+  private post(text: string | Buffer, authorization: string | undefined): Promise<HttpAnswer> {
     if (this.closed) return Promise.reject(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
-    const body = Buffer.from(text, "utf8");
+    const body = typeof text === "string" ? Buffer.from(text, "utf8") : text;
     const headers: http.OutgoingHttpHeaders = {
       "Content-Type": "application/json",
       "Content-Length": body.length,

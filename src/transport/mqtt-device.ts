@@ -25,7 +25,7 @@
  * timer while disconnected), and each connection is a few small objects.
  */
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
-import { debug } from "../log.js";
+import { debug, debugEnabled } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import type { Frame } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
@@ -214,11 +214,11 @@ class MqttDeviceConnection extends BaseChannel {
     this.receiveText(text);
   }
 
-  protected async sendText(text: string, frame: Frame): Promise<void> {
+  protected async sendText(text: string | Buffer, frame: Frame): Promise<void> {
     const dst = frame.dst || this.state.lastRequester;
     if (!dst) throw new TransportError("MQTT: a frame without dst has nowhere to go (no request received yet)");
     const topic = formatTopic(this.state.pubTopic, dst);
-    debug("mqtt", "publish", { topic, qos: this.state.qos, bytes: Buffer.byteLength(text) });
+    if (debugEnabled("mqtt")) debug("mqtt", "publish", { topic, qos: this.state.qos, bytes: Buffer.byteLength(text) });
     try {
       await this.client.publish(topic, text, this.state.qos);
     } catch (e) {
@@ -227,6 +227,10 @@ class MqttDeviceConnection extends BaseChannel {
       }
       throw new TransportError(`publishing to ${topic} failed: ${errorMessage(e)}`, { cause: e });
     }
+  }
+
+  protected override sendBytes(bytes: Buffer, frame: Frame): Promise<void> {
+    return this.sendText(bytes, frame);
   }
 
   protected async closeLink(): Promise<void> {

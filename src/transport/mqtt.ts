@@ -29,8 +29,8 @@
  */
 import { X509Certificate, randomInt } from "node:crypto";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
-import { debug } from "../log.js";
-import { type Frame, encodeFrame } from "../rpc/frame.js";
+import { debug, debugEnabled } from "../log.js";
+import { type Frame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, openMqtt, peerTls, readPem, tlsClientOptions, withTimeout } from "./mqtt-common.js";
 import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
@@ -189,14 +189,22 @@ export class MqttClientChannel extends BaseChannel {
     return encodeFrame({ ...frame, src: this.src, dst: this.deviceId });
   }
 
-  protected async sendText(text: string): Promise<void> {
-    debug("mqtt", "publish", { topic: this.requestTopic, qos: 1, bytes: Buffer.byteLength(text) });
+  protected override encodeBytes(frame: Frame): Buffer | undefined {
+    return encodeFrameBytes({ ...frame, src: this.src, dst: this.deviceId });
+  }
+
+  protected async sendText(text: string | Buffer): Promise<void> {
+    if (debugEnabled("mqtt")) debug("mqtt", "publish", { topic: this.requestTopic, qos: 1, bytes: Buffer.byteLength(text) });
     try {
       await this.client.publish(this.requestTopic, text, 1);
     } catch (e) {
       if (this.closed) throw new ChannelClosedError(`MQTT channel to ${this.info.peer} is closed`, { cause: e });
       throw new TransportError(`publishing to ${this.requestTopic} failed: ${errorMessage(e)}`, { cause: e });
     }
+  }
+
+  protected override sendBytes(bytes: Buffer): Promise<void> {
+    return this.sendText(bytes);
   }
 
   /**

@@ -116,7 +116,7 @@ export class WsChannel extends BaseChannel {
    * Hand the message to `ws` and resolve at once: a write that fails later closes the socket, and the
    * close fails every pending call (no promise and callback per message).
    */
-  protected sendText(text: string): Promise<void> {
+  protected sendText(text: string | Buffer): Promise<void> {
     if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
     if (this.socket && !this.corked) {
       this.corked = true;
@@ -129,6 +129,11 @@ export class WsChannel extends BaseChannel {
       return Promise.reject(linkError(e instanceof Error ? e : new Error(String(e)), this.info.peer));
     }
     return SENT;
+  }
+
+  /** A frame built as bytes goes out as the same TEXT message. */
+  protected override sendBytes(bytes: Buffer): Promise<void> {
+    return this.sendText(bytes);
   }
 
   /**

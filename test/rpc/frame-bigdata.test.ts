@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Base64Text, type Frame, decodeFrame, encodeFrame } from "../../src/rpc/frame.js";
+import { Base64Text, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../../src/rpc/frame.js";
 
 /** The frame with every Base64Text replaced by its plain string. */
 function plain(f: Frame): Frame {
@@ -48,6 +48,24 @@ describe("frames with big base64 data", () => {
         const text = encodeFrame(f);
         assert.equal(text, encodeFrame(plain(f)));
         assert.equal(JSON.stringify(data), JSON.stringify(Buffer.from(b).toString("base64")));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("builds the same bytes as the text in UTF-8 (non-ASCII names, big ids), and none for other frames", () => {
+    fc.assert(
+      fc.property(bytes, fc.string({ maxLength: 20, unit: "binary" }), fc.constantFrom<Frame["id"]>(12, "9007199254740993123", "x-1"), (b, name, id) => {
+        const data = Base64Text.of(b);
+        for (const f of [
+          { id, src: "mos", method: "FS.Put", params: { filename: name, offset: 0, data, append: false } },
+          { id, src: "dev", dst: name, result: { data, left: 3 } },
+        ] as Frame[]) {
+          const built = encodeFrameBytes(f);
+          assert.ok(built);
+          assert.ok(built.equals(Buffer.from(encodeFrame(f), "utf8")));
+        }
+        assert.equal(encodeFrameBytes({ id, method: "FS.Put", params: { filename: name, data: data.text } }), undefined);
       }),
       { numRuns: 200 },
     );
