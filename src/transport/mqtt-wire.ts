@@ -153,6 +153,16 @@ function checkId(id: number): number {
 }
 
 const NOT_IN_TOPIC_NAMES = /[+#\0]/;
+/** A wildcard that is not a whole level, `#` not last, or U+0000 (MQTT 3.1.1 §4.7.1). */
+const BAD_IN_FILTERS = /\0|[^/][+#]|\+[^/]|#./;
+
+/** The topic filters of a SUBSCRIBE/UNSUBSCRIBE, checked: brokers drop a connection that sends a bad one. */
+function checkFilters(filters: string[]): void {
+  if (filters.length === 0) throw new MqttProtocolError("SUBSCRIBE/UNSUBSCRIBE needs at least one topic filter");
+  for (const f of filters) {
+    if (f.length === 0 || BAD_IN_FILTERS.test(f)) throw new MqttProtocolError(`${JSON.stringify(f)} is not an MQTT topic filter`);
+  }
+}
 
 /**
  * One PUBLISH, the hot path: the payload goes straight into the packet buffer (a string is written as
@@ -224,6 +234,7 @@ export function encodePacket(p: Packet): Buffer {
       return buf;
     }
     case "subscribe": {
+      checkFilters(p.subscriptions.map((s) => s.topic));
       const lens = p.subscriptions.map((s) => strBytes(s.topic));
       const [buf, o] = start(0x82, 2 + lens.reduce((a, n) => a + 3 + n, 0));
       buf.writeUInt16BE(checkId(p.messageId), o);
@@ -241,6 +252,7 @@ export function encodePacket(p: Packet): Buffer {
       return buf;
     }
     case "unsubscribe": {
+      checkFilters(p.topics);
       const lens = p.topics.map(strBytes);
       const [buf, o] = start(0xa2, 2 + lens.reduce((a, n) => a + 2 + n, 0));
       buf.writeUInt16BE(checkId(p.messageId), o);

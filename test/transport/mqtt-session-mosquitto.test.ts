@@ -1,7 +1,7 @@
 /**
  * MqttSession against a real mosquitto: a publish to a topic MQTT forbids (a wildcard or NUL, e.g. a reply
- * topic built from a hostile request's `src`) is refused locally with MqttProtocolError and the
- * connection stays up, where sending it would make mosquitto drop the connection; and the device end
+ * topic built from a hostile request's `src`), or a subscription to a malformed filter, is refused locally
+ * with MqttProtocolError and the connection stays up, where sending it would make mosquitto drop the connection; and the device end
  * keeps answering after a request whose `src` is such a topic.
  */
 import assert from "node:assert/strict";
@@ -42,11 +42,12 @@ describe("mqtt-session with mosquitto: forbidden topics", { skip, timeout: 30_00
     await broker?.stop();
   });
 
-  it("a publish to a wildcard or NUL topic is refused locally; the connection stays up", async () => {
+  it("a publish to a wildcard or NUL topic, a malformed filter, are refused locally; the connection stays up", async () => {
     for (const t of ["a/+/rpc", "a/#", "a\0b", ""]) {
       await assert.rejects(raw.publish(t, "x", 1), MqttProtocolError, JSON.stringify(t));
       await assert.rejects(raw.publish(t, "x", 0), MqttProtocolError, JSON.stringify(t));
     }
+    for (const f of ["a+b", "a/#/b"]) await assert.rejects(raw.subscribe(f, 1), MqttProtocolError, f);
     await raw.publish("wild/ok", "x", 1);
     assert.equal(raw.connected, true);
   });

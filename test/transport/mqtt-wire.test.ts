@@ -98,6 +98,12 @@ describe("mqtt-wire: encode/decode", () => {
     assert.throws(() => encodePublish("x".repeat(70_000), "", 0, undefined), MqttProtocolError);
     assert.throws(() => encodePublish("t", "", 1, undefined), MqttProtocolError);
     for (const t of ["", "a/+", "#", "a\0"]) assert.throws(() => encodePublish(t, "", 0, undefined), /not an MQTT topic name/, JSON.stringify(t));
+    for (const f of ["", "a+", "+a", "a/#/b", "a#", "++", "a/\0"]) {
+      assert.throws(() => encodePacket({ type: "subscribe", messageId: 1, subscriptions: [{ topic: f, qos: 0 }] }), /not an MQTT topic filter/, JSON.stringify(f));
+      assert.throws(() => encodePacket({ type: "unsubscribe", messageId: 1, topics: [f] }), /not an MQTT topic filter/, JSON.stringify(f));
+    }
+    for (const f of ["#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "$SYS/#"]) encodePacket({ type: "subscribe", messageId: 1, subscriptions: [{ topic: f, qos: 1 }] });
+    assert.throws(() => encodePacket({ type: "subscribe", messageId: 1, subscriptions: [] }), MqttProtocolError);
     // As mqtt.js did: a password without a user name is not valid MQTT 3.1.1 (§3.1.2.9).
     assert.throws(() => encodePacket({ type: "connect", clientId: "c", clean: true, keepalive: 60, password: Buffer.from("pw") }), /password needs a user name/);
   });
