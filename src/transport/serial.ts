@@ -20,10 +20,10 @@
  * byte >= 0x80, `"\n"` answer to empty frames (sent with the next output), `"""\x04"""` to the 0x04 frame,
  * partial frames above maxFrameSize + 6 dropped, console text written only between frames.
  */
-import { existsSync } from "node:fs";
+import { existsSync, read } from "node:fs";
 import type { Duplex } from "node:stream";
 import type { SerialPort } from "serialport";
-import { AbortedError, ChannelClosedError, TransportError, UsageError } from "../errors.js";
+import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import {
@@ -83,7 +83,37 @@ async function openPort(path: string, baudRate: number, o: PortOptions = {}): Pr
     );
   }
   await new Promise<void>((resolve) => port.flush(() => resolve()));
+  await endReadsAtEof(port);
   return port;
+}
+
+/**
+ * serialport reads a port whose other end went away (a pty whose socat ended, some USB adapters) as an
+ * endless run of zero-byte reads: a busy loop that allocates until the process runs out of memory, with no
+ * close event. A zero-byte read on a non-blocking tty is end of file: make it an error, which serialport
+ * turns into a disconnect (close), and the channel into ChannelClosedError. Unix only (Windows reads
+ * differently); if the library's reader moved, the presence check of portLink remains.
+ */
+async function endReadsAtEof(port: SerialPort): Promise<void> {
+  if (process.platform === "win32" || !port.port) return;
+  let unixRead: typeof import("@serialport/bindings-cpp/dist/unix-read.js").unixRead;
+  try {
+    ({ unixRead } = await import("@serialport/bindings-cpp/dist/unix-read.js"));
+  } catch (e) {
+    debug("serial", "zero-byte read guard not installed", { error: errorMessage(e) });
+    return;
+  }
+  const binding = port.port as Parameters<typeof unixRead>[0]["binding"];
+  const readOrEof = (fd: number, buffer: Buffer, offset: number, length: number, position: null): Promise<{ bytesRead: number; buffer: Buffer }> =>
+    new Promise((resolve, reject) =>
+      read(fd, buffer, offset, length, position, (e, bytesRead) => {
+        if (e) reject(e);
+        else if (bytesRead === 0) reject(Object.assign(new Error("end of file: the other end of the port went away"), { code: "EOF", errno: -1 }));
+        else resolve({ bytesRead, buffer });
+      }),
+    );
+  binding.read = (buffer: Buffer, offset: number, length: number) =>
+    unixRead({ binding, buffer, offset, length, fsReadAsync: readOrEof as Parameters<typeof unixRead>[0]["fsReadAsync"] });
 }
 
 /** How often a port's device node is checked for having gone away (unplugged, or socat ended). */

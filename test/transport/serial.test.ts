@@ -2,7 +2,9 @@
  * The serial transport over real pseudo-terminals (socat), both ends through the serialport package.
  */
 import assert from "node:assert/strict";
-import { constants } from "node:fs";
+import { constants, realpathSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type FileHandle, open } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
@@ -231,6 +233,25 @@ if (missing) {
       assert.equal(dev.channel.closed, true);
       assert.ok(cr instanceof TransportError && cr.message.includes(p.a), String(cr));
       assert.ok(dr instanceof TransportError, String(dr));
+    });
+
+    it("a port whose other end goes away while its path stays (a pty name reused) closes at end of file, no busy loop", async () => {
+      const p = await startPtyPair();
+      const dev = await serveSerial({ path: p.b });
+      cleanups.push(() => dev.close());
+      // the client opens the pty through a name of ours, which still exists after socat has gone
+      const alias = join(tmpdir(), `remos-pty-alias-${process.pid}-${Date.now()}`);
+      symlinkSync(realpathSync(p.a), alias);
+      cleanups.push(async () => rmSync(alias, { force: true }));
+      const ch = await connect(new URL("serial://" + alias), { timeoutMs: 5000, noPacing: true });
+      cleanups.push(() => ch.close());
+      const clientClosed = new Promise<Error | undefined>((r) => ch.onClose(r));
+      rmSync(alias);
+      symlinkSync("/dev/null", alias);
+      await p.stop();
+      const reason = await Promise.race([clientClosed, new Promise<string>((r) => setTimeout(() => r("still open after 5 s"), 5000).unref())]);
+      assert.ok(reason instanceof TransportError, String(reason));
+      assert.equal(ch.closed, true);
     });
 
     it("console text from the device never lands inside a frame, with many calls in flight", async () => {
