@@ -206,8 +206,9 @@ export class RpcServer {
     let abort: AbortController | undefined;
     const signal = (): AbortSignal => (abort ??= new AbortController()).signal;
     // Routing (spec §1.4): a channel takes the name of the first `src` it brings; MQTT and outbound WS
-    // are the default route "*".
-    let name: string | undefined;
+    // are the default route "*". An HTTP request is a channel that closes with its answer: never named
+    // (no table entry made and dropped per request).
+    let name: string | undefined = channel.info.type === "HTTP" ? "" : undefined;
     const isDefaultRoute = DEFAULT_ROUTE_TYPES.has(channel.info.type);
     if (isDefaultRoute) this.defaultRoutes.add(channel);
     const offFrame = channel.onFrame((received) => {
@@ -223,7 +224,7 @@ export class RpcServer {
       stopped = true;
       offFrame();
       offClose();
-      if (name !== undefined && this.routes.get(name) === channel) this.routes.delete(name);
+      if (name && this.routes.get(name) === channel) this.routes.delete(name);
       if (isDefaultRoute) this.defaultRoutes.delete(channel);
       abort?.abort();
       this.served.remove(slot);
