@@ -43,6 +43,21 @@ export async function measureLatency(op: () => Promise<unknown>, o: { warmup?: n
   return stats(samples);
 }
 
+/** `inFlight` loops running `op` for `ms`: how many completed, and the time until the last one ended. */
+async function runFor(op: () => Promise<unknown>, inFlight: number, ms: number): Promise<{ done: number; ms: number }> {
+  const until = performance.now() + ms;
+  let done = 0;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < until) {
+      await op();
+      done++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, loop));
+  return { done, ms: performance.now() - t0 };
+}
+
 /**
  * Latency of two operations measured in alternating blocks (a, b, a, b...), so drift on a shared machine
  * (CPU frequency, other processes) falls on both alike; percentiles over all samples of each.
@@ -81,19 +96,7 @@ export async function measureThroughputPair(
     { done: 0, ms: 0 },
     { done: 0, ms: 0 },
   ];
-  const run = async (op: () => Promise<unknown>, ms: number): Promise<{ done: number; ms: number }> => {
-    const until = performance.now() + ms;
-    let done = 0;
-    const loop = async (): Promise<void> => {
-      while (performance.now() < until) {
-        await op();
-        done++;
-      }
-    };
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: o.inFlight }, loop));
-    return { done, ms: performance.now() - t0 };
-  };
+  const run = (op: () => Promise<unknown>, ms: number): Promise<{ done: number; ms: number }> => runFor(op, o.inFlight, ms);
   await run(a, 200);
   await run(b, 200);
   for (let r = 0; r < rounds; r++) {
@@ -108,21 +111,9 @@ export async function measureThroughputPair(
 
 /** Operations per second with `inFlight` concurrent loops for `durationMs`. */
 export async function measureThroughput(op: () => Promise<unknown>, o: { inFlight: number; durationMs?: number; warmupMs?: number }): Promise<number> {
-  const run = async (ms: number): Promise<number> => {
-    const until = performance.now() + ms;
-    let done = 0;
-    const loop = async (): Promise<void> => {
-      while (performance.now() < until) {
-        await op();
-        done++;
-      }
-    };
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: o.inFlight }, loop));
-    return done / ((performance.now() - t0) / 1000);
-  };
-  await run(o.warmupMs ?? 300);
-  return run(o.durationMs ?? 2000);
+  await runFor(op, o.inFlight, o.warmupMs ?? 300);
+  const r = await runFor(op, o.inFlight, o.durationMs ?? 2000);
+  return r.done / (r.ms / 1000);
 }
 
 /** Wall time (ms) of a command run `runs` times (after `warmup` runs): the median and p90. */
