@@ -7,40 +7,33 @@
  * messages refused), and a closed session leaves no timer behind.
  */
 import assert from "node:assert/strict";
-import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import { type AddressInfo, type Socket, createServer } from "node:net";
 import { after, describe, it } from "node:test";
-import { WebSocketServer } from "ws";
+import type { WebSocketServer } from "ws";
 import { ChannelClosedError, RemosError, TlsError, TransportError } from "../../src/errors.js";
 import { openMqtt } from "../../src/transport/mqtt-common.js";
 import { MqttParser } from "../../src/transport/mqtt-parser.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
-import { MqttProtocolError, type OversizedPublish, type Packet, encodePacket, encodePublish } from "../../src/transport/mqtt-wire.js";
-
-type OnPacket = (s: Socket, p: Packet | OversizedPublish) => void;
+import { MqttProtocolError, encodePacket, encodePublish } from "../../src/transport/mqtt-wire.js";
+import { type OnPacket, scriptedBroker, scriptedWsBroker } from "../helpers/scripted-mqtt.js";
 
 const servers: Array<{ close(): Promise<void> }> = [];
 after(async () => {
   for (const s of servers) await s.close();
 });
 
-/** A scripted TCP "broker": `onPacket(socket, packet)` decides what to answer. */
+/** A scripted TCP "broker" (test/helpers/scripted-mqtt.ts), closed after the tests; its URL. */
 async function broker(onPacket: OnPacket): Promise<string> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    s.on("error", () => undefined);
-    const parser = new MqttParser(1 << 20);
-    s.on("data", (d) => parser.push(d).forEach((p) => onPacket(s, p)));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  servers.push({
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  });
-  return `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const b = await scriptedBroker(onPacket);
+  servers.push(b);
+  return `mqtt://127.0.0.1:${b.port}`;
+}
+
+/** A scripted WebSocket "broker", closed after the tests. */
+async function wsBroker(): Promise<{ wss: WebSocketServer; url: string }> {
+  const b = await scriptedWsBroker();
+  servers.push(b);
+  return b;
 }
 
 const connack = (sessionPresent = false): Buffer => encodePacket({ type: "connack", sessionPresent, returnCode: 0 });
@@ -229,14 +222,7 @@ describe("mqtt-session: incoming QoS 2", { timeout: 20_000 }, () => {
 
 describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
   it("packets split across messages and several in one message are parsed; a text message is a protocol error", async () => {
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => "mqtt" });
-    await new Promise<void>((r) => wss.once("listening", r));
-    servers.push({
-      close: async () => {
-        for (const c of wss.clients) c.terminate();
-        await new Promise((r) => wss.close(r));
-      },
-    });
+    const { wss, url } = await wsBroker();
     wss.on("connection", (ws) => {
       const parser = new MqttParser(1 << 20);
       ws.on("message", (d: Buffer) => {
@@ -254,7 +240,6 @@ describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
         }
       });
     });
-    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/mqtt`;
     let got!: (s: string) => void;
     const message = new Promise<string>((r) => (got = r));
     const session = await within(MqttSession.connect({ url, clientId: "ws" }, (s) => s.on("message", (_t, p) => got(p.toString()))), 3000, "connect");
@@ -268,14 +253,7 @@ describe("mqtt-session over WebSocket", { timeout: 20_000 }, () => {
 
 describe("mqtt-session over WebSocket: end()", { timeout: 20_000 }, () => {
   it("DISCONNECT reaches the broker before the WebSocket closes", async () => {
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, handleProtocols: () => "mqtt" });
-    await new Promise<void>((r) => wss.once("listening", r));
-    servers.push({
-      close: async () => {
-        for (const c of wss.clients) c.terminate();
-        await new Promise((r) => wss.close(r));
-      },
-    });
+    const { wss, url } = await wsBroker();
     const seen: string[] = [];
     wss.on("connection", (ws) => {
       const parser = new MqttParser(1 << 20);
@@ -286,7 +264,7 @@ describe("mqtt-session over WebSocket: end()", { timeout: 20_000 }, () => {
         }
       });
     });
-    const session = await MqttSession.connect({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/mqtt`, clientId: "ws-end" });
+    const session = await MqttSession.connect({ url, clientId: "ws-end" });
     await within(session.end(), 3000, "end");
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(seen, ["connect", "disconnect"]);

@@ -6,17 +6,17 @@
  * a dead broker is detected through keepalive, and garbage from a broker closes the connection.
  */
 import assert from "node:assert/strict";
-import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import type { Socket } from "node:net";
 import { after, describe, it } from "node:test";
 import fc from "fast-check";
 import { AbortedError, TransportError } from "../../src/errors.js";
 import { openMqtt } from "../../src/transport/mqtt-common.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
 import { MqttParser } from "../../src/transport/mqtt-parser.js";
+import { type ScriptedBroker, scriptedBroker } from "../helpers/scripted-mqtt.js";
 import {
   MAX_REMAINING_LENGTH,
   MqttProtocolError,
-  type OversizedPublish,
   type Packet,
   connackMessage,
   encodePacket,
@@ -196,27 +196,10 @@ describe("mqtt-wire: incremental parser", () => {
   });
 });
 
-/** A scripted TCP "broker" on 127.0.0.1: `onPacket(socket, packet)` decides what to answer. */
-async function scriptedBroker(onPacket: (s: Socket, p: Packet | OversizedPublish) => void): Promise<{ port: number; server: Server; sockets: Set<Socket> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-    s.on("error", () => undefined);
-    const parser = new MqttParser(1 << 20);
-    s.on("data", (d) => parser.push(d).forEach((p) => onPacket(s, p)));
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return { port: (server.address() as AddressInfo).port, server, sockets };
-}
-
 describe("mqtt-session against scripted brokers", { timeout: 20_000 }, () => {
-  const servers: Array<{ server: Server; sockets: Set<Socket> }> = [];
+  const servers: ScriptedBroker[] = [];
   after(async () => {
-    for (const s of servers) {
-      for (const sock of s.sockets) sock.destroy();
-      await new Promise((r) => s.server.close(r));
-    }
+    for (const s of servers) await s.close();
   });
   const connack = encodePacket({ type: "connack", sessionPresent: false, returnCode: 0 });
 
