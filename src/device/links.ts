@@ -152,7 +152,7 @@ async function startMqtt(deps: LinkDeps, cfg: DeviceConfig, serve: (ch: Channel)
     deps.console.log(LL_ERROR, `MQTT disabled: cannot read its TLS files: ${errorMessage(e)}`);
     return;
   }
-  const { startMqttDevice } = await import("../transport/mqtt.js");
+  const { startMqttDevice } = await import("../transport/mqtt-device.js");
   const qos = cfg.rpc.mqtt.qos === 0 || cfg.rpc.mqtt.qos === 2 ? cfg.rpc.mqtt.qos : 1;
   const link = await startMqttDevice({
     server: m.server,

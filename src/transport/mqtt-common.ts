@@ -4,14 +4,13 @@
  * copies), opening one MQTT connection with a bounded wait whose failure names its cause, and the mapping
  * of connection failures to typed errors (TlsError for handshake problems, TransportError for refusals).
  */
-import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { type ConnectionOptions, type SecureContext, createSecureContext } from "node:tls";
+import type { ConnectionOptions, SecureContext } from "node:tls";
 import { AbortedError, IoError, RemosError, TlsError, TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { TlsPeerInfo } from "../rpc/channel.js";
 import { ConnackError, MqttSession, type MqttSessionOptions } from "./mqtt-session.js";
 import { MqttProtocolError } from "./mqtt-wire.js";
+import type { TlsFileOptions } from "./options.js";
 
 /**
  * Largest frame the remos MQTT channels carry, both ends: 256 KiB. Real firmware only accepts incoming
@@ -20,19 +19,12 @@ import { MqttProtocolError } from "./mqtt-wire.js";
 export const MQTT_MAX_FRAME_SIZE = 256 * 1024;
 
 /** TLS for one MQTT connection, files already read. */
-export interface MqttTls {
-  cert?: string | Buffer;
-  key?: string | Buffer;
-  ca?: string | Buffer | Array<string | Buffer>;
-  insecure?: boolean;
-  servername?: string;
-  alpn?: string[];
-}
+export type MqttTls = Omit<TlsFileOptions, "certFile" | "keyFile" | "caFile">;
 
 /** Read a PEM file named by a flag; an unreadable file is an IoError naming the flag. */
 export function readPem(path: string, what: string): Buffer {
   try {
-    return readFileSync(path);
+    return process.getBuiltinModule("node:fs").readFileSync(path);
   } catch (e) {
     throw new IoError(`cannot read ${what} ${path}: ${errorMessage(e)}`, { cause: e });
   }
@@ -46,7 +38,8 @@ const CONTEXT_CACHE_LIMIT = 256;
  * Without a CA the system roots are used (server verification stays on unless `insecure`).
  */
 export function sharedSecureContext(t: MqttTls): SecureContext {
-  const h = createHash("sha256");
+  // node:crypto and node:tls are taken here, not imported: a plain mqtt:// connection loads neither
+  const h = process.getBuiltinModule("node:crypto").createHash("sha256");
   const part = (v: string | Buffer | undefined): void => {
     h.update(v === undefined ? "-" : `${Buffer.byteLength(v)}:`);
     if (v !== undefined) h.update(v);
@@ -58,7 +51,7 @@ export function sharedSecureContext(t: MqttTls): SecureContext {
   let ctx = contexts.get(key);
   if (!ctx) {
     try {
-      ctx = createSecureContext({
+      ctx = process.getBuiltinModule("node:tls").createSecureContext({
         ...(t.cert !== undefined ? { cert: t.cert } : {}),
         ...(t.key !== undefined ? { key: t.key } : {}),
         ...(t.ca !== undefined ? { ca: t.ca } : {}),

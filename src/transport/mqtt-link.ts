@@ -5,7 +5,7 @@
  * next tick) or in one WebSocket message. The link reports to its session through `LinkEvents`.
  */
 import { type Socket, connect as netConnect } from "node:net";
-import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
+import type { ConnectionOptions } from "node:tls";
 import { MqttProtocolError } from "./mqtt-wire.js";
 
 /** A TCP/TLS socket or a WebSocket carrying MQTT packets. */
@@ -33,7 +33,8 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
   if (scheme !== "mqtt" && scheme !== "mqtts") throw new Error(`unsupported MQTT URL scheme ${scheme}://`);
   const host = u.hostname.replace(/^\[(.*)\]$/, "$1");
   const port = Number(u.port || (scheme === "mqtts" ? 8883 : 1883));
-  const socket = scheme === "mqtts" ? tlsConnect({ ...tls, host, port }) : netConnect({ host, port });
+  // node:tls is taken for mqtts only, so a plain mqtt:// connection does not load it
+  const socket = scheme === "mqtts" ? process.getBuiltinModule("node:tls").connect({ ...tls, host, port }) : netConnect({ host, port });
   socket.setNoDelay(true);
   let corked = false;
   const uncork = (): void => {

@@ -1,6 +1,6 @@
 /**
  * The MQTT transport, client end (what `mos --port mqtt://...` uses), wire-compatible with the Go mos
- * (spec §2.4). The device end is in mqtt-device.ts (re-exported here).
+ * (spec §2.4). The device end is in mqtt-device.ts (not re-exported: `mos call` does not load it).
  *
  * Port URL forms:
  * - `mqtt://[user:pass@]host[:port]/DEVICE_ID`   MQTT over TCP, default port 1883
@@ -27,7 +27,6 @@
  *
  * `--verbose` (debug area "mqtt") traces the topics subscribed and published to.
  */
-import { X509Certificate, randomInt } from "node:crypto";
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug, debugEnabled } from "../log.js";
 import { type Frame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
@@ -37,7 +36,6 @@ import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
 import { SUBACK_FAILURE } from "./mqtt-wire.js";
 import type { ConnectOptions, TlsFileOptions } from "./options.js";
 
-export { startMqttDevice, type MqttDeviceLink, type MqttDeviceOptions } from "./mqtt-device.js";
 export { MQTT_MAX_FRAME_SIZE } from "./mqtt-common.js";
 
 
@@ -118,7 +116,7 @@ export function tlsFor(p: MqttPort, tls: MqttTls): Partial<MqttSessionOptions> {
 function operatorCn(cert: string | Buffer | undefined): string | undefined {
   if (cert === undefined) return undefined;
   try {
-    const fields = new X509Certificate(cert).subject.split("\n");
+    const fields = new (process.getBuiltinModule("node:crypto").X509Certificate)(cert).subject.split("\n");
     if (!fields.includes("OU=operator")) return undefined;
     const cn = fields.find((f) => f.startsWith("CN="))?.slice(3);
     return cn && /^[A-Za-z0-9_.:@-]{1,64}$/.test(cn) ? cn : undefined;
@@ -227,7 +225,8 @@ export async function openOperatorClient(
   const p = parseMqttPort(url);
   const ws = p.brokerUrl.startsWith("ws");
   const tls = p.secure ? resolveTls(options.tls, p.port, ws) : {};
-  const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${randomInt(0, 2 ** 31 - 1)}`;
+  // as mos (Go's math/rand): the id only has to differ from other clients'; no crypto loaded for it
+  const clientId = options.clientId ?? operatorCn(tls.cert) ?? `mos-${Math.floor(Math.random() * (2 ** 31 - 1))}`;
   const timeoutMs = options.timeoutMs ?? 20_000;
   const deadline = Date.now() + timeoutMs;
   const opts: MqttSessionOptions = {

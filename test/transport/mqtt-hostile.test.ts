@@ -8,7 +8,8 @@ import { after, before, describe, it } from "node:test";
 import mqtt, { type MqttClient } from "mqtt";
 import { RpcClient } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, connect, startMqttDevice } from "../../src/transport/mqtt.js";
+import { type MqttDeviceLink, startMqttDevice } from "../../src/transport/mqtt-device.js";
+import { connect } from "../../src/transport/mqtt.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
 
 const skip = mosquittoSkipReason();

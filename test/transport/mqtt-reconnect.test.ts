@@ -9,7 +9,8 @@ import { ChannelClosedError, RemosError, TransportError } from "../../src/errors
 import type { Channel } from "../../src/rpc/channel.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, connect, startMqttDevice } from "../../src/transport/mqtt.js";
+import { type MqttDeviceLink, startMqttDevice } from "../../src/transport/mqtt-device.js";
+import { connect } from "../../src/transport/mqtt.js";
 import { reconnecting } from "../../src/transport/reconnect.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
 
