@@ -11,6 +11,7 @@ import { type Stats, statSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { debug } from "../log.js";
 import type { FsRoot } from "./fsroot.js";
+import { WriteDigest } from "./write-digest.js";
 
 /** "read": opened read-only; "write": opened read-write ("r+", or "w" when the caller truncated it). */
 export type HandleMode = "read" | "write";
@@ -24,6 +25,8 @@ interface Entry {
   users: number;
   lastUsed: number;
   dropped: boolean;
+  /** The upload's running SHA-256, for a write handle kept since the FS.Put that truncated the file. */
+  digest: WriteDigest | undefined;
 }
 
 /** A handle lent out by FsHandles.acquire: give it back with release(). */
@@ -33,6 +36,8 @@ export interface LentHandle {
   stats: Stats;
   /** The host path it was opened as. */
   path: string;
+  /** The running SHA-256 of an upload (write handles kept since the truncating FS.Put), else undefined. */
+  digest: WriteDigest | undefined;
   release(): Promise<void>;
 }
 
@@ -91,10 +96,19 @@ export class FsHandles {
 
   /**
    * Keep a handle the caller opened itself (FS.Put at offset 0 opens "w" to truncate), with its fstat:
-   * later writes at offsets of the same file use it. Replaces a kept one.
+   * later writes at offsets of the same file use it, and hash what they write (device/write-digest.ts).
+   * Replaces a kept one.
    */
   adopt(root: FsRoot, name: string, path: string, fh: FileHandle, stats: Stats): LentHandle {
-    return this.lend(this.keep(`write\u0000${root.root}\u0000${name}`, path, fh, stats), stats);
+    const e = this.keep(`write\u0000${root.root}\u0000${name}`, path, fh, stats);
+    e.digest = new WriteDigest(stats);
+    return this.lend(e, stats);
+  }
+
+  /** The running SHA-256 of an upload to device file `name` whose write handle is still kept, if any. */
+  uploadDigest(root: FsRoot, name: string): WriteDigest | undefined {
+    const e = this.entries.get(`write\u0000${root.root}\u0000${name}`);
+    return e === undefined || e.dropped ? undefined : e.digest;
   }
 
   /** Close every kept handle on `path` (FS.Remove, FS.Rename) once its users are done. */
@@ -110,7 +124,7 @@ export class FsHandles {
   private keep(key: string, path: string, fh: FileHandle, st: Stats): Entry {
     const old = this.entries.get(key);
     if (old !== undefined) this.drop(old);
-    const e: Entry = { key, path, fh, dev: st.dev, ino: st.ino, users: 0, lastUsed: Date.now(), dropped: false };
+    const e: Entry = { key, path, fh, dev: st.dev, ino: st.ino, users: 0, lastUsed: Date.now(), dropped: false, digest: undefined };
     this.entries.set(key, e);
     while (this.entries.size > this.max) {
       const oldest = this.entries.values().next().value as Entry; // Map order = least recently kept/used first
@@ -133,6 +147,7 @@ export class FsHandles {
       fh: e.fh,
       stats,
       path: e.path,
+      digest: e.digest,
       release: async () => {
         if (released) return;
         released = true;

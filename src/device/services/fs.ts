@@ -8,14 +8,15 @@
  * - FS.Get refuses to read more than 4 MiB in one call: 500 "out of memory" (as a device's failed malloc).
  * - FS.Sha256 `{filename, offset = 0, len = -1}` (remos extension, used by transfers to verify and resume)
  *   → `{sha256, size, offset, len}`: the hex SHA-256 of bytes [offset, offset+len) clamped at the end of the
- *   file, `size` the whole file's; errors as FS.Get. The file is hashed as a stream.
+ *   file, `size` the whole file's; errors as FS.Get. The file is hashed as a stream, except right after an
+ *   upload: the whole file's checksum then comes from the digest the upload kept (device/write-digest.ts).
  * - FS.Mkdir `{path}` creates the directory and its parents (no error if it exists): 400 "path is
  *   required", 500 "mkdir failed".
  * - FS.Mkfs / FS.Mount / FS.Umount: after the firmware's argument checks (400), 501 "<method> is not
  *   supported: the remos device has one file system per firmware slot".
  */
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
+import { type Stats, constants, fstatSync } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RpcError } from "../../errors.js";
@@ -77,6 +78,15 @@ export function decodeBase64(text: string): Buffer {
 export interface FsServiceDeps {
   /** The FS root of the running slot (read at each call: it changes after an OTA reboot). */
   root(): FsRoot;
+}
+
+/** The file's stat by descriptor, or undefined when fstat fails. */
+function fstatOrUndefined(fd: number): Stats | undefined {
+  try {
+    return fstatSync(fd);
+  } catch {
+    return undefined;
+  }
 }
 
 function errno(e: unknown): string {
@@ -143,8 +153,15 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
   });
 
   server.addHandler("FS.Sha256", async (params, ctx) => {
-    const { fh, size, offset, len, release } = await openRange(handles, deps.root(), "FS.Sha256", params);
+    const root = deps.root();
+    const { fh, size, offset, len, stats, release } = await openRange(handles, root, "FS.Sha256", params);
     try {
+      // The whole file just uploaded: the upload hashed it as it wrote it (device/write-digest.ts).
+      const uploaded = offset === 0 && len === size ? handles.uploadDigest(root, str(asParams(params), "filename") ?? "")?.sha256(stats) : undefined;
+      if (uploaded !== undefined) {
+        debug("device", "FS.Sha256: answered from the upload's running digest", { size });
+        return { sha256: uploaded, size, offset, len };
+      }
       // Streamed in bounded pieces: a 200 MB file is hashed without being held in memory.
       const hash = createHash("sha256");
       const buf = Buffer.alloc(Math.min(SHA256_READ_SIZE, Math.max(1, len)));
@@ -206,6 +223,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       if ("notAFile" in got) throw notAFile();
       lent = got;
     } else {
+      // a write that truncates or appends: an upload's running digest of this file no longer describes it
+      handles.uploadDigest(root, filename)?.giveUp();
       const path = await root.resolve(filename);
       const fh = await opener(path);
       const st = await fh.stat().catch(async (e: unknown) => {
@@ -216,14 +235,16 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
         await fh.close();
         throw notAFile();
       }
-      // offset 0 truncates and starts a transfer: keep the handle for the chunks that follow
-      lent = offset === 0 ? handles.adopt(root, filename, path, fh, st) : { fh, stats: st, path, release: () => fh.close() };
+      // offset 0 truncates and starts a transfer: keep the handle (and hash) for the chunks that follow
+      lent = offset === 0 ? handles.adopt(root, filename, path, fh, st) : { fh, stats: st, path, digest: undefined, release: () => fh.close() };
     }
+    const { fh, digest } = lent;
+    const at = offset > 0 ? offset : 0;
+    digest?.begin(() => fstatOrUndefined(fh.fd));
+    let written = 0;
     try {
-      const { fh } = lent;
-      let written = 0;
       while (written < data.length) {
-        const position = flags === "a" ? null : (offset > 0 ? offset : 0) + written;
+        const position = flags === "a" ? null : at + written;
         const { bytesWritten } = await fh.write(data, written, data.length - written, position);
         if (bytesWritten === 0) break;
         written += bytesWritten;
@@ -234,6 +255,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       debug("device", "FS.Put: write failed", { filename, error: errno(e) });
       throw new RpcError(500, "failed to write data");
     } finally {
+      digest?.end(at, written === data.length ? data : undefined, digest.valid ? fstatOrUndefined(fh.fd) : undefined);
       await lent.release();
     }
     return null;
@@ -328,6 +350,8 @@ interface OpenRange {
   size: number;
   offset: number;
   len: number;
+  /** The file's stat when the handle was lent. */
+  stats: Stats;
   /** Give the handle back (it may be kept for the next chunk). */
   release(): Promise<void>;
 }
@@ -355,5 +379,5 @@ async function openRange(handles: FsHandles, root: FsRoot, method: string, param
   const size = got.stats.size;
   if (offset > size) offset = size;
   if (len < 0 || offset + len > size) len = size - offset;
-  return { fh: got.fh, size, offset, len, release: got.release };
+  return { fh: got.fh, size, offset, len, stats: got.stats, release: got.release };
 }

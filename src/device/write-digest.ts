@@ -1,0 +1,125 @@
+/**
+ * The SHA-256 of a file as an upload writes it, so the check that ends the upload (`FS.Sha256` of the
+ * whole file) is answered without reading the file back and hashing it again (15–30 % of an upload's
+ * time on loopback).
+ *
+ * It exists only for a file that an `FS.Put` at offset 0 truncated and whose handle is kept between
+ * chunks (device/fs-handles.ts): every chunk written through that handle is hashed in offset order
+ * (chunks that complete early wait, up to HELD_MAX bytes of them). It answers only when it provably
+ * covers the file: every byte from 0 to the file's size was hashed, no write failed or went elsewhere
+ * (append, a gap), and the file's stat (size, mtime, ctime) is the one taken after the last of these
+ * writes finished. Anything else gives up the digest for good, and FS.Sha256 reads the file as before.
+ *
+ * What a stat cannot show is another process writing the same number of bytes within the file system's
+ * timestamp granularity after our last write: the same outcome as that process writing just after a
+ * read-back check, which no check at the end of an upload can catch either.
+ */
+import { type Hash, createHash } from "node:crypto";
+import type { Stats } from "node:fs";
+
+/** Early chunks held for hashing at most (bytes); beyond that the digest is given up. */
+const HELD_MAX = 16 * 1024 * 1024;
+
+interface StatKey {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function keyOf(st: Stats): StatKey {
+  return { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+function same(a: StatKey, st: Stats): boolean {
+  return a.dev === st.dev && a.ino === st.ino && a.size === st.size && a.mtimeMs === st.mtimeMs && a.ctimeMs === st.ctimeMs;
+}
+
+export class WriteDigest {
+  private hash: Hash | undefined = createHash("sha256");
+  /** Bytes [0, hashed) are hashed. */
+  private hashed = 0;
+  /** Chunks written beyond `hashed`, waiting for the gap before them. */
+  private readonly held = new Map<number, Buffer>();
+  private heldBytes = 0;
+  /** Our writes under way: while any is, the file's stat is ours to change. */
+  private writing = 0;
+  /** The stat after our last write finished with none under way. */
+  private settled: StatKey | undefined;
+  private digest: string | undefined;
+
+  /** The file's stat when it was truncated (offset-0 FS.Put, before its write). */
+  constructor(truncated: Stats) {
+    if (truncated.size !== 0) this.hash = undefined;
+    this.settled = keyOf(truncated);
+  }
+
+  get valid(): boolean {
+    return this.hash !== undefined;
+  }
+
+  /**
+   * A write is about to start. With none of ours under way, the file's stat (`current()`, undefined when
+   * unknown) must still be the one our last write left: a change we did not make ends the digest.
+   */
+  begin(current: () => Stats | undefined): void {
+    if (this.writing === 0 && this.valid) {
+      const st = current();
+      if (st === undefined || this.settled === undefined || !same(this.settled, st)) this.giveUp();
+    }
+    this.writing++;
+  }
+
+  /**
+   * A write started with begin() ended: `data` written in full at `offset`, or `data` undefined when it
+   * failed or wrote elsewhere; `after` is the file's stat when it ended (undefined: unknown).
+   */
+  end(offset: number, data: Buffer | undefined, after: Stats | undefined): void {
+    this.writing--;
+    if (data === undefined || after === undefined) this.giveUp();
+    else this.add(offset, data);
+    if (this.writing === 0 && after !== undefined && this.valid) this.settled = keyOf(after);
+  }
+
+  /** The whole file's SHA-256 (hex) when this digest provably covers the file whose stat is `current`. */
+  sha256(current: Stats): string | undefined {
+    if (!this.valid || this.writing > 0 || this.held.size > 0 || this.settled === undefined) return undefined;
+    if (!same(this.settled, current) || this.hashed !== current.size) return undefined;
+    // a copy: a later chunk (the file grows again) keeps hashing into the original
+    this.digest ??= (this.hash as Hash).copy().digest("hex");
+    return this.digest;
+  }
+
+  private add(offset: number, data: Buffer): void {
+    if (this.hash === undefined) return;
+    if (offset < this.hashed || this.held.has(offset)) {
+      this.giveUp(); // a byte written twice: what counts is on disk, not in the hash
+      return;
+    }
+    this.digest = undefined;
+    if (offset > this.hashed) {
+      this.held.set(offset, data);
+      this.heldBytes += data.length;
+      if (this.heldBytes > HELD_MAX) this.giveUp();
+      return;
+    }
+    this.hash.update(data);
+    this.hashed += data.length;
+    let next: Buffer | undefined;
+    while ((next = this.held.get(this.hashed)) !== undefined) {
+      this.held.delete(this.hashed);
+      this.heldBytes -= next.length;
+      this.hash.update(next);
+      this.hashed += next.length;
+    }
+  }
+
+  /** Give the digest up for good (the file was written some other way). */
+  giveUp(): void {
+    this.hash = undefined;
+    this.digest = undefined;
+    this.held.clear();
+    this.heldBytes = 0;
+  }
+}
