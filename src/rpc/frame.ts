@@ -4,6 +4,7 @@
  * One frame is one JSON object; channels only differ in how they carry it. A frame with `method` is a
  * request (a notification when it has no `id`); without `method` it is a response.
  */
+import { isAscii } from "node:buffer";
 import { BadFrameError } from "../errors.js";
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -127,7 +128,7 @@ const DATA_PLACEHOLDER = `remos-data-${Math.random().toString(36).slice(2)}${Mat
  * `result.data`. Else undefined (the caller parses the whole text). One leniency against JSON.parse: a raw
  * control character inside such a string is not refused here (base64 checks refuse it later).
  */
-function decodeWithBigData(text: string): DecodedFrame | undefined {
+function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefined {
   const key = text.indexOf('"data":');
   if (key < 0) return undefined;
   let open = key + 7;
@@ -149,11 +150,55 @@ function decodeWithBigData(text: string): DecodedFrame | undefined {
   for (const k of ["params", "args", "result"]) {
     const holder = o[k];
     if (holder !== null && typeof holder === "object" && !Array.isArray(holder) && (holder as Record<string, unknown>).data === DATA_PLACEHOLDER) {
-      (holder as Record<string, unknown>).data = text.slice(start, end);
+      const data = text.slice(start, end);
+      (holder as Record<string, unknown>).data = data;
+      if (bytes !== undefined) Object.defineProperty(holder, CUT_FROM_BYTES, { value: { text: data, bytes } satisfies CutFromBytes });
       return fromObject(o, text);
     }
   }
   return undefined;
+}
+
+/**
+ * Parse one frame from its bytes (UTF-8): decodeFrame(bytes.toString("utf8")), and a frame whose big `data`
+ * string was cut out (decodeWithBigData) remembers its bytes, so knownAscii() can tell a base64 decoder
+ * that the string needs no character check of its own (one ASCII scan of the bytes instead of a UTF-8 count).
+ */
+export function decodeFrameBytes(bytes: Buffer): DecodedFrame {
+  const text = bytes.toString("utf8");
+  if (text.length >= 2 * BIG_DATA_CHARS) {
+    const fast = decodeWithBigData(text, bytes);
+    if (fast !== undefined) return fast;
+  }
+  return decodeFrame(text);
+}
+
+/** True when `bytes` hold nothing but JSON whitespace (no frame: an empty HTTP body or answer). */
+export function isBlank(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+  return true;
+}
+
+/**
+ * On a `params` / `result` object whose big `data` string decodeFrameBytes cut out: that string and the
+ * frame's bytes (a non-enumerable symbol property: JSON.stringify and for-in do not see it; it lives as
+ * long as the object does, where a WeakMap entry would keep both until a full GC).
+ */
+const CUT_FROM_BYTES = Symbol("remos.cutFromBytes");
+
+interface CutFromBytes {
+  text: string;
+  bytes: Buffer;
+}
+
+/**
+ * True when `text` is the `data` string of `holder` (a decoded frame's params or result) that
+ * decodeFrameBytes cut out of a frame whose bytes are all ASCII: a base64 decoder may skip its own check.
+ */
+export function knownAscii(holder: unknown, text: string): boolean {
+  if (typeof holder !== "object" || holder === null) return false;
+  const cut = (holder as { [CUT_FROM_BYTES]?: CutFromBytes })[CUT_FROM_BYTES];
+  return cut !== undefined && cut.text === text && isAscii(cut.bytes);
 }
 
 /** Validate an already-parsed value as a frame (see decodeFrame). */

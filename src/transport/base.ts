@@ -6,7 +6,7 @@
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
 import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrame, decodeFrameBytes, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
 
 export abstract class BaseChannel implements Channel {
   readonly info: ChannelInfo;
@@ -124,6 +124,32 @@ export abstract class BaseChannel implements Channel {
       return;
     }
     if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(text) });
+    this.emitFrame(decoded);
+  }
+
+  /**
+   * Hand received bytes (one frame, UTF-8) to the listeners, as receiveText(bytes.toString("utf8")) would;
+   * a frame carrying file data is decoded without making a string of the whole (rpc/frame.ts
+   * decodeFrameBytes).
+   */
+  protected receiveBytes(bytes: Buffer): void {
+    if (this.isClosed) return;
+    if (bytes.length > this.receiveLimit) {
+      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: bytes.length, limit: this.receiveLimit });
+      return;
+    }
+    let decoded;
+    try {
+      decoded = decodeFrameBytes(bytes);
+    } catch (e) {
+      debug(this.area, "malformed frame dropped", {
+        peer: this.info.peer,
+        reason: errorMessage(e),
+        sample: frameForLog(bytes.toString("utf8", 0, 400), 80),
+      });
+      return;
+    }
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(bytes.toString("utf8")) });
     this.emitFrame(decoded);
   }
 

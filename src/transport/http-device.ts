@@ -27,7 +27,7 @@ import { TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel, ChannelInfo } from "../rpc/channel.js";
 import type { HttpDigestAuthority } from "../rpc/digest.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrameBytes, encodeFrame, isBlank } from "../rpc/frame.js";
 import { HttpRequestChannel, errorBody, queryArgs, readBody, reply, withCrlf } from "./http-exchange.js";
 import { formatPeer, tlsPeerInfo } from "./tls-client.js";
 import { attachWsDevice } from "./ws-device.js";
@@ -179,17 +179,17 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     deliver();
   };
 
-  const modeA = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, body: string, user: string | undefined): void => {
-    if (body.trim() === "" && opts.httpAuth && user === undefined) {
+  const modeA = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, body: Buffer, user: string | undefined): void => {
+    if (isBlank(body) && opts.httpAuth && user === undefined) {
       // An empty probe (curl --digest sends one before the real body) gets the challenge, not a 400.
       send401(req, res, opts.httpAuth);
       return;
     }
     let decoded: DecodedFrame;
     try {
-      decoded = decodeFrame(body);
+      decoded = decodeFrameBytes(body);
     } catch (e) {
-      debug("http", "malformed frame dropped", { peer, reason: errorMessage(e), sample: body.slice(0, 80) });
+      debug("http", "malformed frame dropped", { peer, reason: errorMessage(e), sample: body.toString("utf8", 0, 80) });
       reply(req, res, 400, errorBody(400, `malformed frame: ${errorMessage(e)}`));
       return;
     }
@@ -201,7 +201,8 @@ export async function listenHttp(opts: HttpDeviceOptions): Promise<HttpDeviceSer
     }, oneWay);
   };
 
-  const modeB = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, method: string, url: URL, body: string, user: string | undefined): void => {
+  const modeB = (req: http.IncomingMessage, res: http.ServerResponse, peer: string, method: string, url: URL, bytes: Buffer, user: string | undefined): void => {
+    const body = bytes.toString("utf8");
     let params: unknown;
     if (body.trim() !== "") {
       try {

@@ -102,7 +102,7 @@ export class HttpRequestChannel extends BaseChannel {
 }
 
 /** Read the body up to `limit` bytes; undefined when it was too big (413 already sent) or the client left. */
-export function readBody(req: http.IncomingMessage, res: http.ServerResponse, limit: number, peer: string): Promise<string | undefined> {
+export function readBody(req: http.IncomingMessage, res: http.ServerResponse, limit: number, peer: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -130,7 +130,7 @@ export function readBody(req: http.IncomingMessage, res: http.ServerResponse, li
     req.on("end", () => {
       if (done) return;
       done = true;
-      resolve(Buffer.concat(chunks).toString("utf8"));
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
     });
     req.on("error", () => {
       if (!done) {

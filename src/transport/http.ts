@@ -29,7 +29,7 @@ import {
 import { debug } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import { httpDigestAuthorization } from "../rpc/digest.js";
-import type { Frame } from "../rpc/frame.js";
+import { type Frame, isBlank } from "../rpc/frame.js";
 import { Slots } from "../rpc/slots.js";
 import { BaseChannel } from "./base.js";
 import type * as TlsClientModule from "./tls-client.js";
@@ -65,8 +65,9 @@ interface HttpAnswer {
   statusMessage: string;
   /** `WWW-Authenticate` of a 401 (the only header the channel reads after the body). */
   challenge: string | undefined;
-  body: string;
+  body: Buffer;
 }
+
 
 class HttpClientChannel extends BaseChannel {
   private readonly agent: http.Agent;
@@ -126,20 +127,19 @@ class HttpClientChannel extends BaseChannel {
   /** A 200 answer: its body is the answer frame (or empty for a notification). */
   private accept(answer: HttpAnswer, frame: Frame): void {
     if (answer.status !== 200) {
-      const detail = answer.body.trim().slice(0, 200);
+      const detail = answer.body.toString("utf8", 0, 800).trim().slice(0, 200);
       throw new TransportError(
         `HTTP ${answer.status} ${answer.statusMessage} from POST ${this.href}${detail ? `: ${detail}` : ""}`,
       );
     }
-    const body = answer.body.trim();
-    if (body === "") {
+    if (isBlank(answer.body)) {
       // A notification or a response frame gets an empty 200; a request with an id must get an answer.
       if (frame.id !== undefined && typeof frame.method === "string") {
         throw new TransportError(`empty answer to ${frame.method} from POST ${this.href}`);
       }
       return;
     }
-    this.receiveText(body);
+    this.receiveBytes(answer.body);
   }
 
   /** One POST; resolves with the whole answer (body capped at maxFrameSize). */
@@ -211,7 +211,7 @@ class HttpClientChannel extends BaseChannel {
             status,
             statusMessage: res.statusMessage ?? "",
             challenge: status === 401 ? rawHeader(res.rawHeaders, "www-authenticate") : undefined,
-            body: chunks.length === 1 ? chunks[0].toString("utf8") : Buffer.concat(chunks).toString("utf8"),
+            body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
           });
         });
       });

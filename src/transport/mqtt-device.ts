@@ -27,7 +27,7 @@
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
 import { debug, debugEnabled } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
-import type { Frame } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrameBytes } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, formatTopic, openMqtt, peerTls, tlsClientOptions, withTimeout } from "./mqtt-common.js";
 import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
@@ -181,6 +181,31 @@ class MqttDeviceConnection extends BaseChannel {
     }
     if (payload.length > this.info.maxFrameSize) {
       debug("mqtt", "incoming frame too big: dropped", { topic, size: payload.length, limit: this.info.maxFrameSize });
+      return;
+    }
+    let decoded: DecodedFrame | undefined;
+    try {
+      decoded = decodeFrameBytes(payload);
+    } catch {
+      decoded = undefined; // not a valid frame as it is: the path below logs it, or repairs it
+    }
+    if (decoded !== undefined) {
+      // Decoded once (a frame carrying file data without a string of the whole payload).
+      const f = decoded.frame;
+      if (method !== undefined) f.method = method;
+      if (typeof f.method === "string" && f.id !== undefined) {
+        if (f.src === undefined || f.src === "") {
+          debug("mqtt", "Drop frame without src", { topic, method: f.method });
+          return;
+        }
+        this.state.lastRequester = f.src;
+        if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
+          debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
+          return;
+        }
+      }
+      debug("mqtt", "message", { topic, bytes: payload.length });
+      this.receiveDecoded(decoded);
       return;
     }
     let text = payload.toString("utf8");

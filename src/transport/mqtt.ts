@@ -156,7 +156,7 @@ export class MqttClientChannel extends BaseChannel {
         return;
       }
       debug("mqtt", "message", { topic, bytes: payload.length });
-      this.receiveText(payload.toString("utf8"));
+      this.receiveBytes(payload);
     });
     client.on("error", (e) => {
       this.linkError ??= e;

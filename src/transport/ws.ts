@@ -45,10 +45,10 @@ const SENT: Promise<void> = Promise.resolve();
 /** Messages kept for a channel nobody listens to yet (see WsChannel); more are dropped and logged. */
 const BACKLOG_LIMIT = 256;
 
-/** The text of a message, without copying a Buffer; invalid UTF-8 reads as U+FFFD (the firmware checks none). */
-function messageText(data: WebSocket.RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString("utf8");
-  return Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data).toString("utf8");
+/** The bytes of a message, without copying a Buffer; invalid UTF-8 reads as U+FFFD (the firmware checks none). */
+function messageBytes(data: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
 /**
@@ -78,9 +78,8 @@ export class WsChannel extends BaseChannel {
     this.socket = socket;
     this.backlog = early;
     ws.on("message", (data: WebSocket.RawData) => {
-      const text = messageText(data);
-      if (!this.backlog) this.receiveText(text);
-      else if (this.backlog.length < BACKLOG_LIMIT) this.backlog.push(text);
+      if (!this.backlog) this.receiveBytes(messageBytes(data));
+      else if (this.backlog.length < BACKLOG_LIMIT) this.backlog.push(messageBytes(data).toString("utf8"));
       else debug(this.area, "message before any listener dropped: backlog full", { peer: this.info.peer });
     });
     ws.on("error", (e: Error & { code?: string }) => {
@@ -203,7 +202,7 @@ function openSocket(o: OpenOptions): Promise<OpenSocket> {
   // resolves, so catch them from the start and hand them to the WsChannel.
   const early: string[] = [];
   const onEarly = (data: WebSocket.RawData): void => {
-    if (early.length < BACKLOG_LIMIT) early.push(messageText(data));
+    if (early.length < BACKLOG_LIMIT) early.push(messageBytes(data).toString("utf8"));
   };
   ws.on("message", onEarly);
   const stopEarly = (): void => {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { Base64Text, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../../src/rpc/frame.js";
+import { Base64Text, type Frame, decodeFrame, decodeFrameBytes, encodeFrame, encodeFrameBytes, knownAscii } from "../../src/rpc/frame.js";
 
 /** The frame with every Base64Text replaced by its plain string. */
 function plain(f: Frame): Frame {
@@ -30,6 +30,15 @@ function reference(text: string): unknown {
 function actual(text: string): unknown {
   try {
     return decodeFrame(text);
+  } catch (e) {
+    return { threw: (e as Error).name };
+  }
+}
+
+/** decodeFrameBytes of the text's UTF-8 bytes: must give what decodeFrame of the text gives. */
+function actualBytes(bytes: Buffer): unknown {
+  try {
+    return decodeFrameBytes(bytes);
   } catch (e) {
     return { threw: (e as Error).name };
   }
@@ -102,6 +111,7 @@ describe("frames with big base64 data", () => {
         let text = JSON.stringify(obj);
         if (space) text = text.replace('"data":', '"data": ');
         assert.deepEqual(actual(text), reference(text));
+        assert.deepEqual(actualBytes(Buffer.from(text, "utf8")), reference(text));
       }),
       { numRuns: 150 },
     );
@@ -120,7 +130,37 @@ describe("frames with big base64 data", () => {
       `{"id":1,"method":"M","params":"${data}","data":"${data}"}`,
     ]) {
       assert.deepEqual(actual(text), reference(text), text.slice(0, 60));
+      assert.deepEqual(actualBytes(Buffer.from(text, "utf8")), reference(text), text.slice(0, 60));
     }
+  });
+
+  it("decodes bytes as the text they read as in UTF-8, broken UTF-8 anywhere included", () => {
+    const junk = fc.uint8Array({ maxLength: 6 }).map((b) => Buffer.from(b));
+    fc.assert(
+      fc.property(junk, junk, junk, fc.integer({ min: 0, max: 36_000 }), (inKey, inData, inTail, at) => {
+        const data = Buffer.from("QUJD".repeat(9000), "latin1");
+        const withJunk = Buffer.concat([data.subarray(0, at), inData, data.subarray(at)]);
+        const bytes = Buffer.concat([Buffer.from('{"id":7,"method":"FS.Put","params":{"filename":"'), inKey, Buffer.from('","data":"'), withJunk, Buffer.from('"},"tag":"'), inTail, Buffer.from('"}')]);
+        assert.deepEqual(actualBytes(bytes), actual(bytes.toString("utf8")));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("marks the data string it made from ASCII bytes, and nothing else", () => {
+    const data = "QUJD".repeat(9000); // a frame of 2 × 16 KiB or more takes the fast path
+    const d = decodeFrameBytes(Buffer.from(`{"id":1,"method":"FS.Put","params":{"filename":"f","data":"${data}"}}`));
+    const params = d.frame.params as { data: string };
+    assert.equal(params.data, data);
+    assert.equal(knownAscii(params, params.data), true);
+    assert.equal(knownAscii(params, data.slice(1)), false);
+    assert.equal(knownAscii({ data }, data), false, "another object");
+    const text = `{"id":1,"method":"FS.Put","params":{"filename":"f","data":"${data}"}}`;
+    const fromText = decodeFrame(text).frame.params as { data: string };
+    assert.equal(knownAscii(fromText, fromText.data), false, "decoded from text: nothing was checked");
+    const nonAscii = decodeFrameBytes(Buffer.from(`{"id":1,"method":"FS.Put","params":{"filename":"f","data":"${data}é"}}`)).frame.params as { data: string };
+    assert.equal(nonAscii.data, data + "é");
+    assert.equal(knownAscii(nonAscii, nonAscii.data), false);
   });
 
   it("keeps a big id's text when the data was cut out", () => {

@@ -21,7 +21,7 @@ import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } fr
 import { join } from "node:path";
 import { RpcError } from "../../errors.js";
 import { debug } from "../../log.js";
-import { Base64Text } from "../../rpc/frame.js";
+import { Base64Text, knownAscii } from "../../rpc/frame.js";
 import type { RpcServer } from "../../rpc/server.js";
 import { FsHandles, type LentHandle } from "../fs-handles.js";
 import type { FsRoot } from "../fsroot.js";
@@ -51,9 +51,10 @@ function num(p: Params, k: string, def: number): number {
  * to compare it ~1 ms per MiB. Node's decoder takes the standard digits, `-` and `_` (base64url) and, in a
  * string with characters above U+00FF, the low byte of each; it skips every other character and stops at
  * `=`. So: the decoded length must be exactly what `end` digits give (a skipped or stopping character
- * makes it shorter), the text must be ASCII (its UTF-8 length equals its length) and hold no `-` or `_`.
+ * makes it shorter), the text must be ASCII (its UTF-8 length equals its length; `knownAscii`: the frame
+ * decoder already checked its bytes) and hold no `-` or `_`.
  */
-export function decodeBase64(text: string): Buffer {
+export function decodeBase64(text: string, knownAscii = false): Buffer {
   let end = text.length;
   if (end > 0 && text.charCodeAt(end - 1) === 0x3d) {
     end--;
@@ -66,7 +67,7 @@ export function decodeBase64(text: string): Buffer {
   const data = Buffer.from(digits, "base64");
   if (
     data.length !== Math.floor((end * 3) / 4) ||
-    Buffer.byteLength(digits, "utf8") !== end ||
+    (!knownAscii && Buffer.byteLength(digits, "utf8") !== end) ||
     digits.indexOf("-") >= 0 ||
     digits.indexOf("_") >= 0
   ) {
@@ -204,7 +205,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     const offset = num(p, "offset", -1);
     const append = p.append === true;
     if (filename === undefined) throw new RpcError(400, "filename is required");
-    const data = decodeBase64(str(p, "data") ?? "");
+    const text = str(p, "data") ?? "";
+    const data = decodeBase64(text, knownAscii(p, text));
     const root = deps.root();
     const flags = offset < 0 ? (append ? "a" : "w") : offset === 0 ? "w" : "r+";
     const opener = async (path: string): Promise<FileHandle> => {
