@@ -22,23 +22,36 @@ function rssMiB(pid: number | undefined): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-/** Resolves when the broker reports at least `want` connected clients (polled from $SYS, 1 s period). */
+/**
+ * The broker's last reported count of connected clients, per caller: mosquitto publishes
+ * `$SYS/broker/clients/connected` only when it changes, so a count reached before a wait starts must be
+ * remembered, not waited for (that wait would never end).
+ */
+const lastConnected = new WeakMap<MqttClient, number>();
+
+function trackConnected(client: MqttClient): void {
+  client.on("message", (topic: string, payload: Buffer) => {
+    if (topic === "$SYS/broker/clients/connected") lastConnected.set(client, Number(payload.toString()));
+  });
+}
+
+/** Resolves when the broker reports at least `want` connected clients. */
 function connectedAtLeast(client: MqttClient, want: number, timeoutMs: number): Promise<number> {
   return connectedWhere(client, (c) => c >= want, `${want}`, timeoutMs);
 }
 
-/** Resolves when the broker's count of connected clients satisfies `ok`. */
+/** Resolves when the broker's count of connected clients (the last one reported, or the next) satisfies `ok`. */
 function connectedWhere(client: MqttClient, ok: (connected: number) => boolean, what: string, timeoutMs: number): Promise<number> {
-  const want = what;
+  const now = lastConnected.get(client);
+  if (now !== undefined && ok(now)) return Promise.resolve(now);
   return new Promise((resolve, reject) => {
-    let last = 0;
     const timer = setTimeout(() => {
       client.off("message", on);
-      reject(new Error(`only ${last} of ${want} clients connected after ${timeoutMs} ms`));
+      reject(new Error(`only ${lastConnected.get(client) ?? 0} of ${what} clients connected after ${timeoutMs} ms`));
     }, timeoutMs);
-    const on = (topic: string, payload: Buffer): void => {
+    const on = (topic: string): void => {
       if (topic !== "$SYS/broker/clients/connected") return;
-      last = Number(payload.toString());
+      const last = lastConnected.get(client) ?? 0;
       if (ok(last)) {
         clearTimeout(timer);
         client.off("message", on);
@@ -66,6 +79,7 @@ export async function runFleet(results: Results, quick: boolean): Promise<void> 
     const { connectAsync } = await import("mqtt");
     const caller = await connectAsync(broker.url, { clientId: "bench-caller", reconnectPeriod: 0, ca: ca.certPem, cert: callerCert.certPem, key: callerCert.keyPem, servername: "localhost" }, false);
     (caller.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+    trackConnected(caller); // before the subscription: the retained count arrives with it
     await caller.subscribeAsync("$SYS/broker/clients/connected", { qos: 0 });
     try {
       for (const n of sizes) await oneSize(results, broker, caller, n, files);

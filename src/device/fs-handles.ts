@@ -41,8 +41,24 @@ export interface LentHandle {
   release(): Promise<void>;
 }
 
+/** Writes to one file (by device and inode) under way, and the upload digest that describes it, if any. */
+interface FileWrites {
+  writing: number;
+  digest: WriteDigest | undefined;
+}
+
+/** A kept handle's key: its mode, the FS root and the name as the root reads it (`./f`, `f` and `d//../f` alike). */
+function keyOf(mode: HandleMode, root: FsRoot, name: string): string {
+  return `${mode}\u0000${root.root}\u0000${root.parts(name).join("/")}`;
+}
+
+function fileKey(stats: Stats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
 export class FsHandles {
   private readonly entries = new Map<string, Entry>();
+  private readonly files = new Map<string, FileWrites>();
   private readonly max: number;
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -63,8 +79,7 @@ export class FsHandles {
     mode: HandleMode,
     opener: (path: string) => Promise<FileHandle>,
   ): Promise<LentHandle | { notAFile: true }> {
-    root.parts(name); // refuses bad names even when a handle is kept
-    const key = `${mode}\u0000${root.root}\u0000${name}`;
+    const key = keyOf(mode, root, name); // refuses bad names even when a handle is kept
     const kept = this.entries.get(key);
     if (kept !== undefined) {
       // Synchronous on purpose: a stat of a local path takes microseconds, a round trip through libuv's
@@ -100,15 +115,55 @@ export class FsHandles {
    * Replaces a kept one.
    */
   adopt(root: FsRoot, name: string, path: string, fh: FileHandle, stats: Stats): LentHandle {
-    const e = this.keep(`write\u0000${root.root}\u0000${name}`, path, fh, stats);
-    e.digest = new WriteDigest(stats);
+    const e = this.keep(keyOf("write", root, name), path, fh, stats);
+    const digest = new WriteDigest(stats);
+    e.digest = digest;
+    const file = this.fileOf(stats);
+    file.digest?.giveUp();
+    if (file.writing > 0) digest.giveUp(); // writes under way that it will not see
+    file.digest = digest;
     return this.lend(e, stats);
   }
 
-  /** The running SHA-256 of an upload to device file `name` whose write handle is still kept, if any. */
-  uploadDigest(root: FsRoot, name: string): WriteDigest | undefined {
-    const e = this.entries.get(`write\u0000${root.root}\u0000${name}`);
-    return e === undefined || e.dropped ? undefined : e.digest;
+  /**
+   * The whole-file SHA-256 of device file `name` from the running digest of an upload whose write handle
+   * is still kept, when it provably describes the file whose stat is `stats` (no write to it under way).
+   */
+  uploadedSha256(root: FsRoot, name: string, stats: Stats): string | undefined {
+    const e = this.entries.get(keyOf("write", root, name));
+    if (e === undefined || e.dropped || e.digest === undefined) return undefined;
+    const file = this.files.get(fileKey(stats));
+    if (file === undefined || file.digest !== e.digest || file.writing > 0) return undefined;
+    return e.digest.sha256(stats);
+  }
+
+  /**
+   * Every FS.Put write to the file whose stat is `stats` goes between writeStarting() and the function it
+   * returns; `through` is the digest of the handle it writes with. A write that does not go through the
+   * file's running digest (another name for the file, a whole-file FS.Put, an old handle) gives it up.
+   */
+  writeStarting(stats: Stats, through: WriteDigest | undefined): () => void {
+    const key = fileKey(stats);
+    const file = this.fileOf(stats);
+    if (file.digest !== undefined && file.digest !== through) {
+      file.digest.giveUp();
+      file.digest = undefined;
+    }
+    file.writing++;
+    return () => {
+      file.writing--;
+      if (file.writing === 0 && file.digest === undefined && this.files.get(key) === file) this.files.delete(key);
+    };
+  }
+
+  private fileOf(stats: Stats): FileWrites {
+    const key = fileKey(stats);
+    let file = this.files.get(key);
+    if (file === undefined) {
+      file = { writing: 0, digest: undefined };
+      this.files.set(key, file);
+    }
+    return file;
   }
 
   /** Close every kept handle on `path` (FS.Remove, FS.Rename) once its users are done. */
@@ -162,6 +217,14 @@ export class FsHandles {
     if (this.entries.get(e.key) === e) this.entries.delete(e.key);
     if (e.dropped) return;
     e.dropped = true;
+    if (e.digest !== undefined) {
+      const key = `${e.dev}:${e.ino}`;
+      const file = this.files.get(key);
+      if (file !== undefined && file.digest === e.digest) {
+        file.digest = undefined;
+        if (file.writing === 0) this.files.delete(key);
+      }
+    }
     if (e.users === 0) void this.close(e);
     if (this.entries.size === 0) this.stopSweeper();
   }

@@ -6,19 +6,26 @@
  * It exists only for a file that an `FS.Put` at offset 0 truncated and whose handle is kept between
  * chunks (device/fs-handles.ts): every chunk written through that handle is hashed in offset order
  * (chunks that complete early wait, up to HELD_MAX bytes of them). It answers only when it provably
- * covers the file: every byte from 0 to the file's size was hashed, no write failed or went elsewhere
- * (append, a gap), and the file's stat (size, mtime, ctime) is the one taken after the last of these
- * writes finished. Anything else gives up the digest for good, and FS.Sha256 reads the file as before.
+ * covers the file: every byte from 0 to the file's size was hashed once, no write failed, and the file's
+ * stat (size, mtime, ctime) is the one taken after the last of these writes finished. Any FS.Put write
+ * to the same file (by device and inode) that does not go through it, under another name or a whole-file
+ * FS.Put included, gives it up (FsHandles.writeStarting), as does a write already under way when it is
+ * made. Given up is for good: FS.Sha256 then reads the file as before.
  *
- * What a stat cannot show is another process writing the same number of bytes within the file system's
- * timestamp granularity after our last write: the same outcome as that process writing just after a
- * read-back check, which no check at the end of an upload can catch either.
+ * What the agent cannot see is another process writing to the file: a stat that changed between our
+ * writes or after the last one gives the digest up, but a write by another process while one of ours is
+ * under way, or one that leaves size and timestamps as they were (within the file system's timestamp
+ * granularity), is not noticed. Those are races with the upload itself, whose result no check at its end
+ * can vouch for (a read-back may run just before such a write too).
  */
 import { type Hash, createHash } from "node:crypto";
 import type { Stats } from "node:fs";
 
-/** Early chunks held for hashing at most (bytes); beyond that the digest is given up. */
-const HELD_MAX = 16 * 1024 * 1024;
+/**
+ * Early chunks held for hashing at most (bytes; twice a transfer's window); beyond that the digest is
+ * given up. At most one per kept write handle (device/fs-handles.ts keeps 16).
+ */
+const HELD_MAX = 4 * 1024 * 1024;
 
 interface StatKey {
   dev: number;

@@ -96,8 +96,12 @@ export interface DecodedFrame {
  * non-numeric error.code. Unknown keys are ignored, as the firmware does.
  */
 export function decodeFrame(text: string): DecodedFrame {
+  return decodeText(text, undefined);
+}
+
+function decodeText(text: string, bytes: Buffer | undefined): DecodedFrame {
   if (text.length >= 2 * BIG_DATA_CHARS) {
-    const fast = decodeWithBigData(text);
+    const fast = decodeWithBigData(text, bytes);
     if (fast !== undefined) return fast;
   }
   let obj: unknown;
@@ -152,7 +156,8 @@ function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefin
     if (holder !== null && typeof holder === "object" && !Array.isArray(holder) && (holder as Record<string, unknown>).data === DATA_PLACEHOLDER) {
       const data = text.slice(start, end);
       (holder as Record<string, unknown>).data = data;
-      if (bytes !== undefined) Object.defineProperty(holder, CUT_FROM_BYTES, { value: { text: data, bytes } satisfies CutFromBytes });
+      // one ASCII scan of the bytes (SIMD) instead of a UTF-8 count of the string by its consumer
+      if (bytes !== undefined && isAscii(bytes)) Object.defineProperty(holder, ASCII_DATA, { value: data });
       return fromObject(o, text);
     }
   }
@@ -160,45 +165,39 @@ function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefin
 }
 
 /**
- * Parse one frame from its bytes (UTF-8): decodeFrame(bytes.toString("utf8")), and a frame whose big `data`
- * string was cut out (decodeWithBigData) remembers its bytes, so knownAscii() can tell a base64 decoder
- * that the string needs no character check of its own (one ASCII scan of the bytes instead of a UTF-8 count).
+ * Parse one frame from its bytes (UTF-8): decodeFrame(bytes.toString("utf8")), and when a big `data` string
+ * was cut out (decodeWithBigData) of bytes that are all ASCII, knownAscii() tells its consumer so (a base64
+ * decoder then needs no character check of its own).
  */
 export function decodeFrameBytes(bytes: Buffer): DecodedFrame {
-  const text = bytes.toString("utf8");
-  if (text.length >= 2 * BIG_DATA_CHARS) {
-    const fast = decodeWithBigData(text, bytes);
-    if (fast !== undefined) return fast;
-  }
-  return decodeFrame(text);
+  return decodeText(bytes.toString("utf8"), bytes);
 }
 
-/** True when `bytes` hold nothing but JSON whitespace (no frame: an empty HTTP body or answer). */
-export function isBlank(bytes: Uint8Array): boolean {
-  for (const b of bytes) if (b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09) return false;
+/**
+ * True when `bytes`, read as UTF-8, are empty once trimmed (String.prototype.trim: an empty HTTP body or
+ * answer). Scans the bytes; only a body that starts with a non-ASCII byte or \v / \f is decoded to check.
+ */
+export function isBlank(bytes: Buffer): boolean {
+  for (const b of bytes) {
+    if (b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09) continue;
+    return b < 0x80 && b !== 0x0b && b !== 0x0c ? false : bytes.toString("utf8").trim() === "";
+  }
   return true;
 }
 
 /**
- * On a `params` / `result` object whose big `data` string decodeFrameBytes cut out: that string and the
- * frame's bytes (a non-enumerable symbol property: JSON.stringify and for-in do not see it; it lives as
- * long as the object does, where a WeakMap entry would keep both until a full GC).
+ * On a `params` / `result` object whose big `data` string decodeFrameBytes cut out of a frame whose bytes
+ * are all ASCII: that string (a non-enumerable symbol property: JSON.stringify and for-in do not see it,
+ * and it lives as long as the object does, where a WeakMap entry would keep it until a full GC).
  */
-const CUT_FROM_BYTES = Symbol("remos.cutFromBytes");
-
-interface CutFromBytes {
-  text: string;
-  bytes: Buffer;
-}
+const ASCII_DATA = Symbol("remos.asciiData");
 
 /**
  * True when `text` is the `data` string of `holder` (a decoded frame's params or result) that
  * decodeFrameBytes cut out of a frame whose bytes are all ASCII: a base64 decoder may skip its own check.
  */
 export function knownAscii(holder: unknown, text: string): boolean {
-  if (typeof holder !== "object" || holder === null) return false;
-  const cut = (holder as { [CUT_FROM_BYTES]?: CutFromBytes })[CUT_FROM_BYTES];
-  return cut !== undefined && cut.text === text && isAscii(cut.bytes);
+  return typeof holder === "object" && holder !== null && (holder as { [ASCII_DATA]?: string })[ASCII_DATA] === text;
 }
 
 /** Validate an already-parsed value as a frame (see decodeFrame). */

@@ -128,9 +128,9 @@ export abstract class BaseChannel implements Channel {
   }
 
   /**
-   * Hand received bytes (one frame, UTF-8) to the listeners, as receiveText(bytes.toString("utf8")) would;
-   * a frame carrying file data is decoded without making a string of the whole (rpc/frame.ts
-   * decodeFrameBytes).
+   * Hand received bytes (one frame, UTF-8) to the listeners, as receiveText(bytes.toString("utf8")) would,
+   * with the size checked in bytes and a frame carrying file data marked when its bytes are ASCII
+   * (rpc/frame.ts decodeFrameBytes, knownAscii).
    */
   protected receiveBytes(bytes: Buffer): void {
     if (this.isClosed) return;

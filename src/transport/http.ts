@@ -68,7 +68,6 @@ interface HttpAnswer {
   body: Buffer;
 }
 
-
 class HttpClientChannel extends BaseChannel {
   private readonly agent: http.Agent;
   /** Requests not yet answered, destroyed by close() (Slots: no hash-table churn per request). */
@@ -139,7 +138,9 @@ class HttpClientChannel extends BaseChannel {
       }
       return;
     }
-    this.receiveBytes(answer.body);
+    // A frame as devices send it starts with "{"; anything else is trimmed first, as a string.
+    if (answer.body[0] === 0x7b) this.receiveBytes(answer.body);
+    else this.receiveText(answer.body.toString("utf8").trim());
   }
 
   /** One POST; resolves with the whole answer (body capped at maxFrameSize). */

@@ -187,10 +187,10 @@ class MqttDeviceConnection extends BaseChannel {
     try {
       decoded = decodeFrameBytes(payload);
     } catch {
-      decoded = undefined; // not a valid frame as it is: the path below logs it, or repairs it
+      decoded = undefined; // not a frame as it is: the path below (the topic's method, then a decode that logs it)
     }
     if (decoded !== undefined) {
-      // Decoded once (a frame carrying file data without a string of the whole payload).
+      // Decoded once (it was parsed twice: JSON.parse here for src/id, then the frame decoder).
       const f = decoded.frame;
       if (method !== undefined) f.method = method;
       if (typeof f.method === "string" && f.id !== undefined) {

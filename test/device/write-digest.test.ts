@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
-import { appendFile, readFile, utimes, writeFile } from "node:fs/promises";
+import { appendFile, readFile, rename, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Device, connect } from "../../src/api/device.js";
@@ -135,9 +135,15 @@ describe("FS.Sha256 right after an upload", () => {
     const data = randomBytes(5000);
     await upload("x.bin", data);
     const other = randomBytes(5000);
+    const before = await stat(path("x.bin"));
     await writeFile(path("x.bin"), other);
-    await utimes(path("x.bin"), 1_700_000_000, 1_700_000_000); // mtime set back; ctime still moves
+    await utimes(path("x.bin"), before.atime, before.mtime); // mtime set back (to the ms); ctime still moves
     assert.deepEqual(await sha256Of("x.bin"), { sha256: sha(other), fromDigest: false });
+
+    await upload("z.bin", data);
+    await writeFile(path("z.tmp"), other);
+    await rename(path("z.tmp"), path("z.bin")); // another file (inode) under the name, same size
+    assert.deepEqual(await sha256Of("z.bin"), { sha256: sha(other), fromDigest: false });
 
     await upload("y.bin", data);
     await appendFile(path("y.bin"), "more");
@@ -158,6 +164,34 @@ describe("FS.Sha256 right after an upload", () => {
     const small = Buffer.from("replaced");
     await t.client.call("FS.Put", { filename: "o.bin", data: b64(small) });
     assert.deepEqual(await sha256Of("o.bin"), { sha256: sha(small), fromDigest: false });
+  });
+
+  it("reads the file after a write to it under another name: ./name, a symlink", async () => {
+    const data = randomBytes(3000);
+    const patch = randomBytes(500);
+    const expected = Buffer.from(data);
+    patch.copy(expected, 100);
+    await upload("al.bin", data);
+    await t.client.call("FS.Put", { filename: "./al.bin", offset: 100, data: b64(patch), append: true });
+    assert.deepEqual(await sha256Of("al.bin"), { sha256: sha(expected), fromDigest: false });
+
+    await upload("target.bin", data);
+    await symlink("target.bin", path("link.bin"));
+    await t.client.call("FS.Put", { filename: "link.bin", offset: 100, data: b64(patch), append: true });
+    assert.deepEqual(await sha256Of("target.bin"), { sha256: sha(expected), fromDigest: false });
+  });
+
+  it("is never wrong when uploads and whole-file writes of one file race", async () => {
+    for (let round = 0; round < 5; round++) {
+      const a = randomBytes(20_000);
+      const b = randomBytes(20_000);
+      await Promise.all([
+        upload("race.bin", a),
+        round % 2 ? upload("./race.bin", b) : t.client.call("FS.Put", { filename: "race.bin", data: b64(b) }),
+      ]);
+      const onDisk = await readFile(path("race.bin"));
+      assert.equal((await sha256Of("race.bin")).sha256, sha(onDisk), `round ${round}`);
+    }
   });
 
   it("the API's upload is verified by it, and a download of the file still compares with the device", async () => {

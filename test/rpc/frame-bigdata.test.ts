@@ -142,6 +142,9 @@ describe("frames with big base64 data", () => {
         const withJunk = Buffer.concat([data.subarray(0, at), inData, data.subarray(at)]);
         const bytes = Buffer.concat([Buffer.from('{"id":7,"method":"FS.Put","params":{"filename":"'), inKey, Buffer.from('","data":"'), withJunk, Buffer.from('"},"tag":"'), inTail, Buffer.from('"}')]);
         assert.deepEqual(actualBytes(bytes), actual(bytes.toString("utf8")));
+        const params = (actualBytes(bytes) as { frame?: Frame }).frame?.params as { data?: string } | undefined;
+        const ascii = inKey.every((x) => x < 0x80) && inData.every((x) => x < 0x80) && inTail.every((x) => x < 0x80);
+        if (params?.data !== undefined) assert.equal(knownAscii(params, params.data), ascii);
       }),
       { numRuns: 300 },
     );

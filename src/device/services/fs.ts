@@ -158,7 +158,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     const { fh, size, offset, len, stats, release } = await openRange(handles, root, "FS.Sha256", params);
     try {
       // The whole file just uploaded: the upload hashed it as it wrote it (device/write-digest.ts).
-      const uploaded = offset === 0 && len === size ? handles.uploadDigest(root, str(asParams(params), "filename") ?? "")?.sha256(stats) : undefined;
+      const uploaded = offset === 0 && len === size ? handles.uploadedSha256(root, str(asParams(params), "filename") ?? "", stats) : undefined;
       if (uploaded !== undefined) {
         debug("device", "FS.Sha256: answered from the upload's running digest", { size });
         return { sha256: uploaded, size, offset, len };
@@ -225,8 +225,6 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       if ("notAFile" in got) throw notAFile();
       lent = got;
     } else {
-      // a write that truncates or appends: an upload's running digest of this file no longer describes it
-      handles.uploadDigest(root, filename)?.giveUp();
       const path = await root.resolve(filename);
       const fh = await opener(path);
       const st = await fh.stat().catch(async (e: unknown) => {
@@ -242,6 +240,8 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     }
     const { fh, digest } = lent;
     const at = offset > 0 ? offset : 0;
+    // every write is announced: one that does not go through the file's upload digest gives it up
+    const writeDone = handles.writeStarting(lent.stats, digest);
     digest?.begin(() => fstatOrUndefined(fh.fd));
     let written = 0;
     try {
@@ -258,6 +258,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
       throw new RpcError(500, "failed to write data");
     } finally {
       digest?.end(at, written === data.length ? data : undefined, digest.valid ? fstatOrUndefined(fh.fd) : undefined);
+      writeDone();
       await lent.release();
     }
     return null;
