@@ -38,7 +38,7 @@ import { registerWifiService } from "./services/wifi.js";
 import { registerCsrService } from "./services/csr.js";
 import { createSecurity } from "./security.js";
 import { registerConfigService } from "./services/config.js";
-import { registerFsService } from "./services/fs.js";
+import { type FsServiceHandle, registerFsService } from "./services/fs.js";
 import { type SysInfoSource, RamTracker, registerSysService } from "./services/sys.js";
 import { Slots } from "../rpc/slots.js";
 
@@ -105,6 +105,8 @@ class Agent implements DeviceAgent {
   private readonly bootListeners = new Set<() => void>();
   private links: Links | undefined;
   private watchdog: CommitWatchdog | undefined;
+  /** The FS service's kept file handles: closed with the channels at every reboot and at stop. */
+  private fs: FsServiceHandle | undefined;
   private stopLoopbackName: (() => void) | undefined;
   private rebootAt: number | undefined;
   /** The port bound for a `HOST:0` listen address, kept for the following boots. */
@@ -175,7 +177,7 @@ class Agent implements DeviceAgent {
         this.console.log(LL_INFO, `debug level ${this.console.getLevel()}${this.fileLevel ? `, file_level ${this.fileLevel}` : ""}`);
       },
     }, this.ram);
-    registerFsService(s, { root: () => this.root });
+    this.fs = registerFsService(s, { root: () => this.root });
     registerConfigService(s, {
       store: () => this.store,
       reboot: (ms) => void this.reboot(ms).catch((e: unknown) => debug("device", "reboot failed", { error: errorMessage(e) })),
@@ -372,6 +374,7 @@ class Agent implements DeviceAgent {
     await Promise.all(this.channels.values().map((c) => c.close().catch(() => undefined)));
     this.channels.clear();
     this.server.stopAll();
+    this.fs?.closeHandles();
     await links?.close();
   }
 

@@ -4,7 +4,7 @@
  * the root: the next call behaves as if nothing were kept), and handles are bounded and closed when idle.
  */
 import assert from "node:assert/strict";
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { open, readFile, rename, rm, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -70,6 +70,25 @@ describe("FS service with kept file handles", () => {
     });
     await c.call("FS.Remove", { filename: "moved.bin" });
     assert.deepEqual(await deviceError(c.call("FS.Get", { filename: "moved.bin" })), { code: 400, message: 'failed to open file "moved.bin"' });
+  });
+
+  it("a reboot closes the kept handles at once (not after the idle sweep)", async () => {
+    const c = t.client;
+    await c.call("FS.Put", { filename: "boot.bin", offset: 0, data: b64("1234") });
+    await c.call("FS.Put", { filename: "boot.bin", offset: 4, data: b64("5678"), append: true });
+    const openOn = (name: string): number =>
+      readdirSync("/proc/self/fd").filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).endsWith(`/${name}`);
+        } catch {
+          return false; // closed while listing
+        }
+      }).length;
+    assert.equal(openOn("boot.bin"), 1, "the upload's handle is kept");
+    await t.agent.reboot(0);
+    t.reconnect(); // the reboot closed the test's channel
+    await sleep(50); // closes are not awaited by the reboot
+    assert.equal(openOn("boot.bin"), 0);
   });
 
   it("a kept file swapped for a symlink out of the root is refused, never followed", async () => {

@@ -94,7 +94,12 @@ function errno(e: unknown): string {
   return (e as NodeJS.ErrnoException)?.code ?? String(e);
 }
 
-export function registerFsService(server: RpcServer, deps: FsServiceDeps): void {
+/** What the FS service leaves to its owner: closing the file handles it keeps (at reboot and stop). */
+export interface FsServiceHandle {
+  closeHandles(): void;
+}
+
+export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsServiceHandle {
   // File handles kept between the chunks of a transfer (device/fs-handles.ts).
   const handles = new FsHandles();
   const list = async (params: unknown, ext: boolean): Promise<unknown[]> => {
@@ -346,6 +351,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): void 
     if (str(asParams(params), "path") === undefined) throw new RpcError(400, "path is required");
     return unsupported("FS.Umount");
   }, { argsFmt: "{path: %Q}", description: "Not supported (501)" });
+  return { closeHandles: () => handles.closeAll() };
 }
 
 interface OpenRange {
