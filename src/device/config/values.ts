@@ -83,17 +83,22 @@ export function applyConfig(target: DeviceConfig, diff: unknown, options: ApplyO
   const prefix = options.prefix ?? "";
   const node = schemaAt(prefix);
   if (!node) throw new ConfigValueError(`unknown key ${prefix}`);
-  applyNode(target as unknown as Obj, node, diff, prefix, options);
+  if (prefix === "") {
+    applyNode(target as unknown as Obj, undefined, node, diff, prefix, options);
+    return;
+  }
+  const parts = prefix.split(".");
+  let parent = target as unknown as Obj;
+  for (const p of parts.slice(0, -1)) parent = parent[p] as Obj;
+  applyNode(parent, parts[parts.length - 1], node, diff, prefix, options);
 }
 
-function parentAndName(root: Obj, key: string): [Obj, string] {
-  const parts = key.split(".");
-  let o = root;
-  for (const p of parts.slice(0, -1)) o = o[p] as Obj;
-  return [o, parts[parts.length - 1]];
-}
-
-function applyNode(root: Obj, node: SchemaNode, value: unknown, key: string, o: ApplyOptions): void {
+/**
+ * Apply `value` to the config node `holder[name]` (the whole `holder` when `name` is undefined: the root),
+ * whose schema is `node` and dotted key `key`; the walk carries the object it is in, so a leaf costs no
+ * lookup from the root.
+ */
+function applyNode(holder: Obj, name: string | undefined, node: SchemaNode, value: unknown, key: string, o: ApplyOptions): void {
   if (isLeaf(node)) {
     if (o.acl !== undefined && !aclAllows(o.acl, key)) {
       debug("device", "config key denied by conf_acl: ignored", { key });
@@ -107,8 +112,7 @@ function applyNode(root: Obj, node: SchemaNode, value: unknown, key: string, o: 
       debug("device", "bad value in config file: ignored", { key, error: (e as Error).message });
       return;
     }
-    const [parent, name] = parentAndName(root, key);
-    parent[name] = v;
+    if (name !== undefined) holder[name] = v;
     return;
   }
   if (!isObj(value)) {
@@ -119,12 +123,13 @@ function applyNode(root: Obj, node: SchemaNode, value: unknown, key: string, o: 
     }
     throw new ConfigValueError(m);
   }
+  const obj = name === undefined ? holder : (holder[name] as Obj);
   for (const [k, v] of Object.entries(value)) {
     if (!Object.prototype.hasOwnProperty.call(node, k)) {
       debug("device", "unknown config key ignored", { key: key ? `${key}.${k}` : k });
       continue;
     }
-    applyNode(root, node[k], v, key ? `${key}.${k}` : k, o);
+    applyNode(obj, k, node[k], v, key ? `${key}.${k}` : k, o);
   }
 }
 
