@@ -93,15 +93,12 @@ export interface DecodedFrame {
 /**
  * Parse one frame from text. Throws BadFrameError for anything that is not a frame: not JSON, JSON that
  * is not an object, an id that is neither number nor string, a non-string method/src/dst/tag, a
- * non-numeric error.code. Unknown keys are ignored, as the firmware does.
+ * non-numeric error.code. Unknown keys are ignored, as the firmware does. `fromBytes`: the UTF-8 bytes the
+ * text was read from, if any (see decodeFrameBytes).
  */
-export function decodeFrame(text: string): DecodedFrame {
-  return decodeText(text, undefined);
-}
-
-function decodeText(text: string, bytes: Buffer | undefined): DecodedFrame {
+export function decodeFrame(text: string, fromBytes?: Buffer): DecodedFrame {
   if (text.length >= 2 * BIG_DATA_CHARS) {
-    const fast = decodeWithBigData(text, bytes);
+    const fast = decodeWithBigData(text, fromBytes);
     if (fast !== undefined) return fast;
   }
   let obj: unknown;
@@ -170,7 +167,7 @@ function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefin
  * decoder then needs no character check of its own).
  */
 export function decodeFrameBytes(bytes: Buffer): DecodedFrame {
-  return decodeText(bytes.toString("utf8"), bytes);
+  return decodeFrame(bytes.toString("utf8"), bytes);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
 import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, decodeFrameBytes, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
 
 export abstract class BaseChannel implements Channel {
   readonly info: ChannelInfo;
@@ -109,22 +109,10 @@ export abstract class BaseChannel implements Channel {
     if (this.isClosed) return;
     // text.length <= UTF-8 bytes, so the cheap check settles most frames without counting bytes
     if (text.length > this.receiveLimit || (text.length * 3 > this.receiveLimit && Buffer.byteLength(text, "utf8") > this.receiveLimit)) {
-      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: Buffer.byteLength(text, "utf8"), limit: this.receiveLimit });
+      this.droppedTooBig(Buffer.byteLength(text, "utf8"));
       return;
     }
-    let decoded;
-    try {
-      decoded = decodeFrame(text);
-    } catch (e) {
-      debug(this.area, "malformed frame dropped", {
-        peer: this.info.peer,
-        reason: errorMessage(e),
-        sample: frameForLog(text, 80),
-      });
-      return;
-    }
-    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(text) });
-    this.emitFrame(decoded);
+    this.decodeAndEmit(text, undefined);
   }
 
   /**
@@ -135,21 +123,30 @@ export abstract class BaseChannel implements Channel {
   protected receiveBytes(bytes: Buffer): void {
     if (this.isClosed) return;
     if (bytes.length > this.receiveLimit) {
-      debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size: bytes.length, limit: this.receiveLimit });
+      this.droppedTooBig(bytes.length);
       return;
     }
+    this.decodeAndEmit(bytes.toString("utf8"), bytes);
+  }
+
+  private droppedTooBig(size: number): void {
+    debug(this.area, "incoming frame too big: dropped", { peer: this.info.peer, size, limit: this.receiveLimit });
+  }
+
+  /** Decode and hand to the listeners; malformed input is dropped and logged, never thrown. */
+  private decodeAndEmit(text: string, fromBytes: Buffer | undefined): void {
     let decoded;
     try {
-      decoded = decodeFrameBytes(bytes);
+      decoded = decodeFrame(text, fromBytes);
     } catch (e) {
       debug(this.area, "malformed frame dropped", {
         peer: this.info.peer,
         reason: errorMessage(e),
-        sample: frameForLog(bytes.toString("utf8", 0, 400), 80),
+        sample: frameForLog(text, 80),
       });
       return;
     }
-    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(bytes.toString("utf8")) });
+    if (debugEnabled(this.area)) debug(this.area, "recv", { peer: this.info.peer, frame: frameForLog(text) });
     this.emitFrame(decoded);
   }
 
