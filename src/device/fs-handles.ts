@@ -7,7 +7,7 @@
  * `max` handles are kept (least recently used go first); a handle unused for `idleMs` is closed. Handles
  * in use are closed only when their last user is done.
  */
-import { type Stats, statSync } from "node:fs";
+import { type Stats, fstatSync, statSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { debug } from "../log.js";
 import type { FsRoot } from "./fsroot.js";
@@ -50,6 +50,15 @@ interface FileWrites {
 /** A kept handle's key: its mode, the FS root and the name as the root reads it (`./f`, `f` and `d//../f` alike). */
 function keyOf(mode: HandleMode, root: FsRoot, name: string): string {
   return `${mode}\u0000${root.root}\u0000${root.parts(name).join("/")}`;
+}
+
+/** The file's stat by descriptor, or undefined when fstat fails. */
+function fstatOrUndefined(fd: number): Stats | undefined {
+  try {
+    return fstatSync(fd);
+  } catch {
+    return undefined;
+  }
 }
 
 function fileKey(stats: Stats): string {
@@ -138,19 +147,23 @@ export class FsHandles {
   }
 
   /**
-   * Every FS.Put write to the file whose stat is `stats` goes between writeStarting() and the function it
-   * returns; `through` is the digest of the handle it writes with. A write that does not go through the
-   * file's running digest (another name for the file, a whole-file FS.Put, an old handle) gives it up.
+   * Every FS.Put write through a lent handle goes between writeStarting() and the function it returns,
+   * called with the bytes written in full at `offset` (undefined: the write failed or was short). A write
+   * that does not go through the file's running digest (another name for the file, a whole-file FS.Put, an
+   * old handle) gives it up; one that does is hashed by it.
    */
-  writeStarting(stats: Stats, through: WriteDigest | undefined): () => void {
+  writeStarting(lent: LentHandle): (offset: number, written: Buffer | undefined) => void {
+    const { stats, digest, fh } = lent;
     const key = fileKey(stats);
     const file = this.fileOf(stats);
-    if (file.digest !== undefined && file.digest !== through) {
+    if (file.digest !== undefined && file.digest !== digest) {
       file.digest.giveUp();
       file.digest = undefined;
     }
     file.writing++;
-    return () => {
+    digest?.begin(() => fstatOrUndefined(fh.fd));
+    return (offset, written) => {
+      digest?.end(offset, written, digest.valid ? fstatOrUndefined(fh.fd) : undefined);
       file.writing--;
       if (file.writing === 0 && file.digest === undefined && this.files.get(key) === file) this.files.delete(key);
     };

@@ -16,7 +16,7 @@
  *   supported: the remos device has one file system per firmware slot".
  */
 import { createHash } from "node:crypto";
-import { type Stats, constants, fstatSync } from "node:fs";
+import { type Stats, constants } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RpcError } from "../../errors.js";
@@ -79,15 +79,6 @@ export function decodeBase64(text: string, knownAscii = false): Buffer {
 export interface FsServiceDeps {
   /** The FS root of the running slot (read at each call: it changes after an OTA reboot). */
   root(): FsRoot;
-}
-
-/** The file's stat by descriptor, or undefined when fstat fails. */
-function fstatOrUndefined(fd: number): Stats | undefined {
-  try {
-    return fstatSync(fd);
-  } catch {
-    return undefined;
-  }
 }
 
 function errno(e: unknown): string {
@@ -243,11 +234,10 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
       // offset 0 truncates and starts a transfer: keep the handle (and hash) for the chunks that follow
       lent = offset === 0 ? handles.adopt(root, filename, path, fh, st) : { fh, stats: st, path, digest: undefined, release: () => fh.close() };
     }
-    const { fh, digest } = lent;
+    const { fh } = lent;
     const at = offset > 0 ? offset : 0;
     // every write is announced: one that does not go through the file's upload digest gives it up
-    const writeDone = handles.writeStarting(lent.stats, digest);
-    digest?.begin(() => fstatOrUndefined(fh.fd));
+    const writeDone = handles.writeStarting(lent);
     let written = 0;
     try {
       while (written < data.length) {
@@ -262,8 +252,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
       debug("device", "FS.Put: write failed", { filename, error: errno(e) });
       throw new RpcError(500, "failed to write data");
     } finally {
-      digest?.end(at, written === data.length ? data : undefined, digest.valid ? fstatOrUndefined(fh.fd) : undefined);
-      writeDone();
+      writeDone(at, written === data.length ? data : undefined);
       await lent.release();
     }
     return null;
