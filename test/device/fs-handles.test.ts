@@ -10,23 +10,17 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { FsHandles } from "../../src/device/fs-handles.js";
 import { FsRoot } from "../../src/device/fsroot.js";
-import { type TestDevice, deviceError, startTestDevice, tempDir } from "./helpers.js";
+import { type TestDevice, b64, deviceError, deviceWithOutsideDir, tempDir } from "./helpers.js";
 
-const b64 = (s: string): string => Buffer.from(s).toString("base64");
 const openFds = (): number => readdirSync("/proc/self/fd").length;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("FS service with kept file handles", () => {
   let t: TestDevice;
   let outside: string;
-  before(async () => {
-    t = await startTestDevice();
-    outside = await tempDir("remos-outside-");
-    await writeFile(join(outside, "secret.txt"), "secret");
-  });
-  after(async () => {
-    await t.close();
-    await rm(outside, { recursive: true, force: true });
+  deviceWithOutsideDir((d, o) => {
+    t = d;
+    outside = o;
   });
   const path = (name: string): string => join(t.agent.fsRoot, name);
 

@@ -1,24 +1,18 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { RpcClient } from "../../src/rpc/client.js";
-import { type TestDevice, deviceError, startTestDevice, tempDir } from "./helpers.js";
+import { type TestDevice, b64, deviceError, deviceWithOutsideDir, startTestDevice } from "./helpers.js";
 
-const b64 = (s: string | Buffer): string => Buffer.from(s).toString("base64");
 
 describe("device FS service", () => {
   let t: TestDevice;
   let outside: string;
-  before(async () => {
-    t = await startTestDevice();
-    outside = await tempDir("remos-outside-");
-    await writeFile(join(outside, "secret.txt"), "secret");
-  });
-  after(async () => {
-    await t.close();
-    await rm(outside, { recursive: true, force: true });
+  deviceWithOutsideDir((d, o) => {
+    t = d;
+    outside = o;
   });
 
   it("FS.Put with offset 0 creates, offset > 0 writes in place, append appends", async () => {

@@ -2,12 +2,13 @@
  * Test helpers for the device agent: a temporary state directory, an agent on it, and an RpcClient over a
  * loopback channel to it. Everything is stopped and removed by `close()`.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DeviceAgent, type DeviceAgentOptions, startDevice } from "../../src/device/agent.js";
 import { DeviceError } from "../../src/errors.js";
 import { RpcClient } from "../../src/rpc/client.js";
+import { after, before } from "node:test";
 
 export async function tempDir(prefix = "remos-dev-"): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
@@ -57,4 +58,26 @@ export async function deviceError(p: Promise<unknown>): Promise<{ code: number; 
     throw e;
   }
   throw new Error("expected the call to fail with a device error");
+}
+
+/** Base64 of text or bytes, as FS.Put carries them. */
+export const b64 = (s: string | Uint8Array): string => Buffer.from(s).toString("base64");
+
+/**
+ * For an FS suite: a test device, and a directory outside its FS root holding `secret.txt` (what path
+ * traversal must never reach), made before the suite's tests (handed to `use`) and removed after them.
+ */
+export function deviceWithOutsideDir(use: (device: TestDevice, outside: string) => void): void {
+  let t: TestDevice | undefined;
+  let outside: string | undefined;
+  before(async () => {
+    t = await startTestDevice();
+    outside = await tempDir("remos-outside-");
+    await writeFile(join(outside, "secret.txt"), "secret");
+    use(t, outside);
+  });
+  after(async () => {
+    await t?.close();
+    if (outside) await rm(outside, { recursive: true, force: true });
+  });
 }

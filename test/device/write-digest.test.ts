@@ -12,10 +12,9 @@ import { after, before, describe, it } from "node:test";
 import { type Device, connect } from "../../src/api/device.js";
 import { WriteDigest } from "../../src/device/write-digest.js";
 import { addLogSink } from "../../src/log.js";
-import { type TestDevice, startTestDevice } from "./helpers.js";
+import { type TestDevice, b64, startTestDevice } from "./helpers.js";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
-const b64 = (b: Uint8Array): string => Buffer.from(b).toString("base64");
 
 /** A stat as WriteDigest reads it. */
 function st(size: number, mtimeMs = 1000, ctimeMs = mtimeMs, ino = 7): Stats {

@@ -43,33 +43,33 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<never>((_r, j) => (t = setTimeout(() => j(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
 }
 
+/** A session on a broker that accepts the connection and then answers nothing; `socket()` is its end of it. */
+async function sessionOnQuietBroker(clientId: string): Promise<{ session: MqttSession; socket: () => Socket | undefined }> {
+  let sock: Socket | undefined;
+  const url = await broker((s, p) => {
+    sock = s;
+    if (p.type === "connect") s.write(connack());
+  });
+  return { session: await MqttSession.connect({ url, clientId }), socket: () => sock };
+}
+
 describe("mqtt-session: requests when the connection drops", { timeout: 20_000 }, () => {
   it("pending QoS 1/2 publishes, subscribes and unsubscribes reject at once with a typed error when the broker closes", async () => {
-    let sock: Socket | undefined;
-    const url = await broker((s, p) => {
-      sock = s;
-      if (p.type === "connect") s.write(connack());
-    });
-    const session = await MqttSession.connect({ url, clientId: "drop" });
+    const { session, socket } = await sessionOnQuietBroker("drop");
     const reqs = [session.publish("t", "x", 1), session.publish("t", "y", 2), session.subscribe("a", 1), session.unsubscribe("a")];
     reqs.forEach((r) => r.catch(() => undefined));
     await new Promise((r) => setTimeout(r, 30));
-    sock?.end();
+    socket()?.end();
     for (const r of reqs) await within(assert.rejects(r, (e: Error) => e instanceof ChannelClosedError), 2000, "rejection");
     await assert.rejects(session.publish("t", "late", 1), ChannelClosedError);
     await assert.rejects(session.publish("t", "late", 0), ChannelClosedError);
   });
 
   it("a reset names the link error in a TransportError", async () => {
-    let sock: Socket | undefined;
-    const url = await broker((s, p) => {
-      sock = s;
-      if (p.type === "connect") s.write(connack());
-    });
-    const session = await MqttSession.connect({ url, clientId: "reset" });
+    const { session, socket } = await sessionOnQuietBroker("reset");
     const pub = session.publish("t", "x", 1);
     await new Promise((r) => setTimeout(r, 30));
-    sock?.resetAndDestroy();
+    socket()?.resetAndDestroy();
     await within(assert.rejects(pub, (e: Error) => e instanceof TransportError && /MQTT connection lost: .*ECONNRESET/.test(e.message)), 2000, "rejection");
   });
 });
