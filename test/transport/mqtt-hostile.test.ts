@@ -6,11 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import mqtt, { type MqttClient } from "mqtt";
-import { RpcClient } from "../../src/rpc/client.js";
-import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, startMqttDevice } from "../../src/transport/mqtt-device.js";
-import { connect } from "../../src/transport/mqtt.js";
+import type { RpcClient } from "../../src/rpc/client.js";
+import type { MqttDeviceLink } from "../../src/transport/mqtt-device.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
+import { servedMqttDevice } from "../helpers/served-mqtt-device.js";
 
 const skip = mosquittoSkipReason();
 
@@ -22,16 +21,8 @@ describe("MQTT device end under hostile input", { skip }, () => {
 
   before(async () => {
     broker = await startMosquitto();
-    const server = new RpcServer({ localIds: ["hostile_dev"] });
-    device = await startMqttDevice({
-      server: `127.0.0.1:${broker.port}`,
-      clientId: "hostile_dev",
-      deviceId: "hostile_dev",
-      reconnect: { minMs: 100, maxMs: 1000 },
-      onChannel: (ch) => server.serve(ch),
-    });
+    ({ device, client } = await servedMqttDevice(broker, "hostile_dev"));
     raw = await mqtt.connectAsync(broker.url, { clientId: "hostile_raw", reconnectPeriod: 0 }, false);
-    client = new RpcClient(await connect(new URL(`mqtt://127.0.0.1:${broker.port}/hostile_dev`), { timeoutMs: 5000 }), { timeoutMs: 5000 });
   });
 
   after(async () => {

@@ -6,13 +6,12 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { RpcClient } from "../../src/rpc/client.js";
-import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, startMqttDevice } from "../../src/transport/mqtt-device.js";
-import { connect } from "../../src/transport/mqtt.js";
+import type { RpcClient } from "../../src/rpc/client.js";
+import type { MqttDeviceLink } from "../../src/transport/mqtt-device.js";
 import { MqttSession } from "../../src/transport/mqtt-session.js";
 import { MqttProtocolError } from "../../src/transport/mqtt-wire.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
+import { servedMqttDevice } from "../helpers/served-mqtt-device.js";
 
 const skip = mosquittoSkipReason();
 
@@ -24,16 +23,8 @@ describe("mqtt-session with mosquitto: forbidden topics", { skip, timeout: 30_00
 
   before(async () => {
     broker = await startMosquitto();
-    const server = new RpcServer({ localIds: ["wild_dev"] });
-    device = await startMqttDevice({
-      server: `127.0.0.1:${broker.port}`,
-      clientId: "wild_dev",
-      deviceId: "wild_dev",
-      reconnect: { minMs: 100, maxMs: 1000 },
-      onChannel: (ch) => server.serve(ch),
-    });
+    ({ device, client } = await servedMqttDevice(broker, "wild_dev"));
     raw = await MqttSession.connect({ url: broker.url, clientId: "wild_raw" });
-    client = new RpcClient(await connect(new URL(`mqtt://127.0.0.1:${broker.port}/wild_dev`), { timeoutMs: 5000 }), { timeoutMs: 5000 });
   });
 
   after(async () => {
