@@ -25,9 +25,9 @@
  * timer while disconnected), and each connection is a few small objects.
  */
 import { ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
-import { debug, debugEnabled } from "../log.js";
+import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrameBytes } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrameBytes, fromObject } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
 import { MQTT_MAX_FRAME_SIZE, type MqttTls, endClient, formatTopic, openMqtt, peerTls, tlsClientOptions, withTimeout } from "./mqtt-common.js";
 import type { MqttSession, MqttSessionOptions } from "./mqtt-session.js";
@@ -183,60 +183,47 @@ class MqttDeviceConnection extends BaseChannel {
       debug("mqtt", "incoming frame too big: dropped", { topic, size: payload.length, limit: this.info.maxFrameSize });
       return;
     }
-    let decoded: DecodedFrame | undefined;
-    try {
-      decoded = decodeFrameBytes(payload);
-    } catch {
-      decoded = undefined; // not a frame as it is: the path below (the topic's method, then a decode that logs it)
-    }
-    if (decoded !== undefined) {
-      // Decoded once (it was parsed twice: JSON.parse here for src/id, then the frame decoder).
-      const f = decoded.frame;
-      if (method !== undefined) f.method = method;
-      if (typeof f.method === "string" && f.id !== undefined) {
-        if (f.src === undefined || f.src === "") {
-          debug("mqtt", "Drop frame without src", { topic, method: f.method });
-          return;
-        }
-        this.state.lastRequester = f.src;
-        if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
-          debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
-          return;
-        }
+    const decoded = this.decodeMessage(payload, method, topic);
+    if (decoded === undefined) return;
+    const f = decoded.frame;
+    if (typeof f.method === "string" && f.id !== undefined) {
+      if (f.src === undefined || f.src === "") {
+        debug("mqtt", "Drop frame without src", { topic, method: f.method });
+        return;
       }
-      debug("mqtt", "message", { topic, bytes: payload.length });
-      this.receiveDecoded(decoded);
-      return;
-    }
-    let text = payload.toString("utf8");
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch {
-      this.receiveText(text); // logs and drops it as malformed (and repairs the firmware's GPIO.Int)
-      return;
-    }
-    if (obj !== null && typeof obj === "object" && !Array.isArray(obj)) {
-      const f = obj as Record<string, unknown>;
-      if (method !== undefined) {
-        f.method = method;
-        text = JSON.stringify(f); // may throw on absurd nesting: caught by the listener, the message is dropped
-      }
-      if (typeof f.method === "string" && f.id !== undefined && f.id !== null) {
-        if (typeof f.src !== "string" || f.src === "") {
-          debug("mqtt", "Drop frame without src", { topic, method: f.method });
-          return;
-        }
-        this.state.lastRequester = f.src;
-        const id = typeof f.id === "number" || typeof f.id === "string" ? String(f.id) : undefined;
-        if (id !== undefined && isDuplicate(this.state, `${f.src}\u0000${id}`)) {
-          debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
-          return;
-        }
+      this.state.lastRequester = f.src;
+      if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
+        debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
+        return;
       }
     }
     debug("mqtt", "message", { topic, bytes: payload.length });
-    this.receiveText(text);
+    this.receiveDecoded(decoded);
+  }
+
+  /**
+   * The frame a payload holds, with the method the topic names (if any) in place of its own; undefined
+   * (logged) when it holds none. Decoded once, from the bytes (rpc/frame.ts decodeFrameBytes).
+   */
+  private decodeMessage(payload: Buffer, method: string | undefined, topic: string): DecodedFrame | undefined {
+    try {
+      const decoded = decodeFrameBytes(payload);
+      if (method !== undefined) decoded.frame.method = method;
+      return decoded;
+    } catch (e) {
+      const text = payload.toString("utf8");
+      if (method !== undefined) {
+        // the topic's method replaces the payload's own, however malformed that one was
+        try {
+          const obj: unknown = JSON.parse(text);
+          if (obj !== null && typeof obj === "object" && !Array.isArray(obj)) return fromObject({ ...obj, method }, text);
+        } catch {
+          // not a frame either way: logged below
+        }
+      }
+      debug("mqtt", "malformed frame dropped", { topic, reason: errorMessage(e), sample: frameForLog(text, 80) });
+      return undefined;
+    }
   }
 
   protected async sendText(text: string | Buffer, frame: Frame): Promise<void> {

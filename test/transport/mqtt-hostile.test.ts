@@ -39,4 +39,23 @@ describe("MQTT device end under hostile input", { skip }, () => {
     await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(await client.call("RPC.Ping"), { channel_info: "" });
   });
+
+  it("a method in the topic replaces the payload's own, even one that is not a string", async () => {
+    await raw.subscribeAsync("hostile_src/rpc", { qos: 1 });
+    const answers: unknown[] = [];
+    const got = new Promise<void>((resolve) => {
+      raw.on("message", (topic, payload) => {
+        if (topic !== "hostile_src/rpc") return;
+        answers.push(JSON.parse(payload.toString()));
+        if (answers.length === 2) resolve();
+      });
+    });
+    await raw.publishAsync("hostile_dev/rpc/RPC.Ping", `{"id":7,"src":"hostile_src"}`, { qos: 1 });
+    await raw.publishAsync("hostile_dev/rpc/RPC.Ping", `{"id":8,"src":"hostile_src","method":5}`, { qos: 1 });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([got, new Promise((_r, j) => (timer = setTimeout(() => j(new Error("no answers within 5 s")), 5000)))]).finally(() => clearTimeout(timer));
+    const ids = answers.map((a) => (a as { id: number; result?: unknown }).id).sort();
+    assert.deepEqual(ids, [7, 8]);
+    for (const a of answers) assert.deepEqual((a as { result?: unknown }).result, { channel_info: "" });
+  });
 });
