@@ -1,0 +1,282 @@
+/**
+ * HTTP/1.1 responses on the wire, pure (no I/O): `HttpResponseParser`, an incremental decoder of the
+ * answers a device sends to the client's POSTs (RFC 9112), fed arbitrary byte chunks (a response split
+ * anywhere). It knows what an RPC client needs and refuses the rest:
+ *
+ * - status line `HTTP/1.0` or `HTTP/1.1`; interim 1xx answers (100 Continue) are skipped; 101 is refused;
+ * - a body delimited by `Content-Length`, by `Transfer-Encoding: chunked` (extensions and trailers
+ *   skipped), or, with neither, by the end of the connection; 204 and 304 have none;
+ * - `Connection: close` (or HTTP/1.0 without `keep-alive`) marks the connection as not reusable;
+ * - the first `WWW-Authenticate` is kept (the digest challenge of a 401).
+ *
+ * Lines end with CRLF. Limits: 16 KiB of head, 100 header lines, `maxBody` bytes of body (more is a
+ * FrameTooLargeError, checked against the declared length before the body arrives). Anything else that is
+ * not HTTP is an HttpParseError (a TransportError): the connection that carried it cannot be trusted any
+ * more and is closed by its owner. No input makes it throw anything else.
+ */
+import { FrameTooLargeError, TransportError } from "../errors.js";
+
+export interface HttpResponse {
+  status: number;
+  statusMessage: string;
+  /** The connection may carry the next request. */
+  keepAlive: boolean;
+  /** The first `WWW-Authenticate` header. */
+  challenge: string | undefined;
+  body: Buffer;
+}
+
+/** The bytes a peer sent are not an HTTP/1.x response. */
+export class HttpParseError extends TransportError {}
+
+const EMPTY = Buffer.alloc(0);
+const MAX_HEAD = 16 * 1024;
+const MAX_HEADERS = 100;
+/** A chunk-size line (hex size and extensions) longer than this is refused. */
+const MAX_CHUNK_LINE = 1024;
+const HEAD_END = Buffer.from("\r\n\r\n");
+const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?$/;
+const DIGITS = /^[0-9]{1,15}$/;
+const CHUNK_SIZE = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;.*)?$/;
+
+const enum State {
+  Head,
+  Length,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  UntilClose,
+}
+
+interface Head {
+  status: number;
+  statusMessage: string;
+  keepAlive: boolean;
+  challenge: string | undefined;
+  length: number | undefined;
+  chunked: boolean;
+}
+
+export class HttpResponseParser {
+  private state = State.Head;
+  /** Bytes received and not consumed yet (a partial head, chunk line or trailer). */
+  private pending: Buffer = EMPTY;
+  private head: Head | undefined;
+  /** Body bytes still expected (Length, ChunkData). */
+  private left = 0;
+  private parts: Buffer[] = [];
+  private size = 0;
+  private readonly onResponse: (r: HttpResponse) => void;
+  private readonly maxBody: number;
+  private readonly channel: string;
+
+  /** `channel` names the link in errors ("HTTP"). */
+  constructor(maxBody: number, onResponse: (r: HttpResponse) => void, channel = "HTTP") {
+    this.maxBody = maxBody;
+    this.onResponse = onResponse;
+    this.channel = channel;
+  }
+
+  /** True between responses (nothing of the next one received). */
+  get idle(): boolean {
+    return this.state === State.Head && this.pending.length === 0;
+  }
+
+  /** Feed received bytes; complete responses go to `onResponse`, in order. Throws HttpParseError or FrameTooLargeError. */
+  feed(chunk: Buffer): void {
+    const b = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    this.pending = EMPTY;
+    let off = 0;
+    while (off < b.length) {
+      switch (this.state) {
+        case State.Head: {
+          const end = b.indexOf(HEAD_END, off);
+          if (end < 0) {
+            if (b.length - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
+            this.pending = b.subarray(off);
+            return;
+          }
+          if (end - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
+          const head = parseHead(b.toString("latin1", off, end));
+          off = end + 4;
+          if (head.status < 200) {
+            if (head.status === 101) throw new HttpParseError("unexpected 101 Switching Protocols");
+            continue; // an interim answer (100 Continue, 103): the real one follows
+          }
+          const next = this.begin(head);
+          if (next === State.Length && b.length - off >= this.left) {
+            // the common case: the whole body is in this chunk (no copy)
+            const body = b.subarray(off, off + this.left);
+            off += this.left;
+            this.left = 0;
+            this.parts.push(body);
+            this.size = body.length;
+            this.complete();
+          } else if (next === State.Head) this.complete();
+          break;
+        }
+        case State.Length: {
+          const n = Math.min(this.left, b.length - off);
+          this.parts.push(b.subarray(off, off + n));
+          this.size += n;
+          this.left -= n;
+          off += n;
+          if (this.left === 0) this.complete();
+          break;
+        }
+        case State.ChunkSize: {
+          const eol = b.indexOf("\r\n", off, "latin1");
+          if (eol < 0) {
+            if (b.length - off > MAX_CHUNK_LINE) throw new HttpParseError("chunk size line too long");
+            this.pending = b.subarray(off);
+            return;
+          }
+          if (eol - off > MAX_CHUNK_LINE) throw new HttpParseError("chunk size line too long");
+          const m = CHUNK_SIZE.exec(b.toString("latin1", off, eol));
+          if (!m) throw new HttpParseError("malformed chunk size");
+          off = eol + 2;
+          const n = parseInt(m[1], 16);
+          if (n === 0) {
+            this.state = State.Trailers;
+            break;
+          }
+          if (this.size + n > this.maxBody) throw new FrameTooLargeError(this.size + n, this.maxBody, this.channel);
+          this.left = n;
+          this.state = State.ChunkData;
+          break;
+        }
+        case State.ChunkData: {
+          const n = Math.min(this.left, b.length - off);
+          this.parts.push(b.subarray(off, off + n));
+          this.size += n;
+          this.left -= n;
+          off += n;
+          if (this.left === 0) this.state = State.ChunkDataEnd;
+          break;
+        }
+        case State.ChunkDataEnd: {
+          if (b.length - off < 2) {
+            this.pending = b.subarray(off);
+            return;
+          }
+          if (b[off] !== 0x0d || b[off + 1] !== 0x0a) throw new HttpParseError("chunk data not followed by CRLF");
+          off += 2;
+          this.state = State.ChunkSize;
+          break;
+        }
+        case State.Trailers: {
+          const eol = b.indexOf("\r\n", off, "latin1");
+          if (eol < 0) {
+            if (b.length - off > MAX_HEAD) throw new HttpParseError("trailer section too long");
+            this.pending = b.subarray(off);
+            return;
+          }
+          const empty = eol === off;
+          off = eol + 2;
+          if (empty) this.complete(); // trailer fields themselves are ignored
+          break;
+        }
+        case State.UntilClose: {
+          const n = b.length - off;
+          this.size += n;
+          if (this.size > this.maxBody) throw new FrameTooLargeError(this.size, this.maxBody, this.channel);
+          this.parts.push(b.subarray(off));
+          off = b.length;
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * The peer closed the connection: a body delimited by the close is complete now. Throws HttpParseError
+   * when a response was cut short (the caller may prefer its own "connection closed" error when `idle`).
+   */
+  end(): void {
+    if (this.state === State.UntilClose) {
+      this.complete();
+      return;
+    }
+    if (!this.idle) throw new HttpParseError("the connection closed in the middle of a response");
+  }
+
+  /** Start the body of a response whose head is parsed; returns the state it starts in (Head: no body). */
+  private begin(head: Head): State {
+    this.head = head;
+    this.parts = [];
+    this.size = 0;
+    if (head.status === 204 || head.status === 304) this.state = State.Head;
+    else if (head.chunked) this.state = State.ChunkSize;
+    else if (head.length !== undefined) {
+      if (head.length > this.maxBody) throw new FrameTooLargeError(head.length, this.maxBody, this.channel);
+      this.left = head.length;
+      this.state = head.length === 0 ? State.Head : State.Length;
+    } else {
+      head.keepAlive = false; // delimited by the close
+      this.state = State.UntilClose;
+    }
+    return this.state;
+  }
+
+  private complete(): void {
+    const head = this.head as Head;
+    const parts = this.parts;
+    this.head = undefined;
+    this.parts = [];
+    this.state = State.Head;
+    const body = parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.size);
+    this.size = 0;
+    this.onResponse({ status: head.status, statusMessage: head.statusMessage, keepAlive: head.keepAlive, challenge: head.challenge, body });
+  }
+}
+
+function parseHead(text: string): Head {
+  const lines = text.split("\r\n");
+  const m = STATUS_LINE.exec(lines[0]);
+  if (!m) throw new HttpParseError(`not an HTTP/1.x status line: ${JSON.stringify(lines[0].slice(0, 40))}`);
+  if (lines.length - 1 > MAX_HEADERS) throw new HttpParseError(`more than ${MAX_HEADERS} header lines`);
+  const head: Head = {
+    status: Number(m[2]),
+    statusMessage: m[3] ?? "",
+    keepAlive: false,
+    challenge: undefined,
+    length: undefined,
+    chunked: false,
+  };
+  let close = false;
+  let keepAliveAsked = false;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new HttpParseError(`malformed header line: ${JSON.stringify(line.slice(0, 40))}`);
+    const name = line.slice(0, colon).toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === "content-length") {
+      if (!DIGITS.test(value)) throw new HttpParseError(`malformed Content-Length: ${JSON.stringify(value.slice(0, 20))}`);
+      const n = Number(value);
+      if (head.length !== undefined && head.length !== n) throw new HttpParseError("conflicting Content-Length headers");
+      head.length = n;
+    } else if (name === "transfer-encoding") {
+      const codings = value.toLowerCase().split(",").map((s) => s.trim()).filter(Boolean);
+      if (codings.length !== 1 || codings[0] !== "chunked") throw new HttpParseError(`unsupported Transfer-Encoding: ${JSON.stringify(value.slice(0, 40))}`);
+      head.chunked = true;
+    } else if (name === "connection") {
+      for (const token of value.toLowerCase().split(",")) {
+        const t = token.trim();
+        if (t === "close") close = true;
+        else if (t === "keep-alive") keepAliveAsked = true;
+      }
+    } else if (name === "www-authenticate") {
+      head.challenge ??= value;
+    }
+  }
+  // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when it says keep-alive
+  head.keepAlive = !close && (m[1] === "1" || keepAliveAsked);
+  // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3); such a message may be an attack: not reused
+  if (head.chunked && head.length !== undefined) {
+    head.length = undefined;
+    head.keepAlive = false;
+  }
+  return head;
+}
