@@ -1,6 +1,6 @@
 /**
  * One transport set up twice for a benchmark: the remos path (a `mos device` agent process reached with
- * the API's connect()) and the raw path (bench/lib/echo-server.ts reached with the same library), both on
+ * the API's connect()) and the raw path (bench/lib/echo-server.ts reached with the standard library for the transport, raw-clients.ts), both on
  * loopback, optionally through a delaying proxy (bench/lib/delay-proxy.ts) that adds `rttMs` of round
  * trip. MQTT goes through one mosquitto (`set_tcp_nodelay true`) for both; serial through socat ptys.
  */

@@ -1,8 +1,9 @@
 /**
- * Client ends of the raw-transport baselines (bench/lib/echo-server.ts is the far end): the same library
- * the remos transport uses, doing the same round trip without RPC — node:http keep-alive POST, one `ws`
- * socket, an MQTT.js client through the same broker with QoS 1, a serialport line link. Answers come back
- * in order on ws/mqtt/serial, so a FIFO of waiters matches them.
+ * Client ends of the raw-transport baselines (bench/lib/echo-server.ts is the far end): the standard Node
+ * library for each transport, doing the same round trip without RPC — node:http keep-alive POST, one `ws`
+ * socket, an MQTT.js client through the same broker with QoS 1, a serialport line link. remos uses `ws` and
+ * serialport too; its HTTP client connections and its MQTT client are its own code (docs/BENCHMARKS.md says
+ * what that changes). Answers come back in order on ws/mqtt/serial, so a FIFO of waiters matches them.
  */
 import http from "node:http";
 
@@ -11,7 +12,7 @@ export interface RawLink {
   close(): Promise<void>;
 }
 
-/** Same pool size as the remos HTTP client (HTTP_MAX_SOCKETS), so 64 in flight queue the same way. */
+/** Same connection limit as the remos HTTP client (HTTP_MAX_SOCKETS), so 64 in flight queue the same way. */
 export function rawHttp(port: number, maxSockets = 32): RawLink {
   const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   return {
