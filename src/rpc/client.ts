@@ -1,7 +1,8 @@
 /**
  * RpcClient: calls over one channel with many in flight, matched by id (spec §1.3: ids in mos's range,
  * sequential from a random base; a digit-string echo matches its number); per-call
- * timeout and AbortSignal; in-frame digest retry on a 401 challenge (spec §4.3); every pending call fails
+ * timeout (one timer per client, armed for the earliest deadline: no timer made and cleared per call) and
+ * AbortSignal; in-frame digest retry on a 401 challenge (spec §4.3); every pending call fails
  * promptly with ChannelClosedError when the channel closes.
  *
  * Requests that arrive from the device are notifications (GPIO.Int...) for `onNotification` listeners; a
@@ -57,7 +58,9 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (e: Error) => void;
   authTried: boolean;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() deadline, or Infinity (no timeout). */
+  deadline: number;
+  timeoutMs: number;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
 }
@@ -78,6 +81,15 @@ export class RpcClient {
   private readonly idBase = ID_MIN + Math.floor(Math.random() * (ID_MIN - SEQ_LIMIT));
   private seq = 0;
   private pendingCount = 0;
+  /**
+   * The one timeout timer, armed for `timerAt` (no later than the earliest pending deadline). A call that
+   * ends leaves it armed: when it fires it fails what is due and re-arms for the earliest deadline left.
+   * It holds the process open only while calls are pending (ref/unref, a counter, no timer churn).
+   */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  /** Pending calls with a deadline (the timer is ref'd while there are any). */
+  private timed = 0;
   private readonly notificationListeners = new Set<(n: Notification) => void>();
   private readonly offFrame: () => void;
   private readonly offClose: () => void;
@@ -125,12 +137,13 @@ export class RpcClient {
         resolve: resolve as (v: unknown) => void,
         reject,
         authTried: false,
-        timer: undefined,
+        deadline: timeoutMs > 0 ? performance.now() + timeoutMs : Infinity,
+        timeoutMs,
         signal,
         onAbort: undefined,
       };
       this.insert(p);
-      if (timeoutMs > 0) p.timer = setTimeout(RpcClient.timeoutFired, timeoutMs, this, p, timeoutMs);
+      if (timeoutMs > 0) this.timing(p.deadline);
       if (signal) {
         p.onAbort = (): void => {
           if (this.take(id) === p) reject(new AbortedError(`${method} aborted`));
@@ -194,9 +207,32 @@ export class RpcClient {
     for (const p of old) if (p) this.slots[(p.id - this.idBase) & this.mask] = p;
   }
 
-  /** setTimeout callback with its arguments passed through (no closure per call). */
-  private static timeoutFired(client: RpcClient, p: Pending, timeoutMs: number): void {
-    if (client.take(p.id) === p) p.reject(new TimeoutError(`${p.method}: no answer within ${timeoutMs} ms`, timeoutMs));
+  /** A call with this deadline is pending: the timer must fire by then and hold the process open. */
+  private timing(deadline: number): void {
+    if (this.timed++ === 0) this.timer?.ref();
+    if (deadline < this.timerAt) this.arm(deadline);
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(RpcClient.timerFired, Math.max(0, at - performance.now()), this);
+    if (this.timed === 0) this.timer.unref();
+  }
+
+  /** Fail the calls that are due; re-arm for the earliest deadline left (none: the timer is dropped). */
+  private static timerFired(client: RpcClient): void {
+    client.timer = undefined;
+    client.timerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const p of client.slots) {
+      if (!p || p.deadline === Infinity) continue;
+      if (p.deadline <= now + 1) {
+        if (client.take(p.id) === p) p.reject(new TimeoutError(`${p.method}: no answer within ${p.timeoutMs} ms`, p.timeoutMs));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next < Infinity) client.arm(next);
   }
 
   /** The pending call with this id, removed from the table with its timer and abort listener; else undefined. */
@@ -208,13 +244,16 @@ export class RpcClient {
     if (p === undefined || p.id !== id) return undefined;
     this.slots[i] = undefined;
     this.pendingCount--;
-    if (p.timer) clearTimeout(p.timer);
+    if (p.deadline !== Infinity && --this.timed === 0) this.timer?.unref();
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
     return p;
   }
 
   private failAll(e: RemosError): void {
     for (const p of this.slots) if (p && this.take(p.id) === p) p.reject(e);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
   }
 
   /** A response's id as this client's number: ids come back as numbers, or as digit strings from some peers. */

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
 import { AbortedError, AuthError, ChannelClosedError, DeviceError, RpcError, TimeoutError } from "../../src/errors.js";
 import { RpcClient } from "../../src/rpc/client.js";
@@ -42,6 +44,48 @@ describe("RpcClient", () => {
     await assert.rejects(p, AbortedError);
     assert.equal(client.inFlight, 0);
     assert.equal(await client.call("Slow"), 1);
+  });
+
+  it("times out each call at its own deadline, in any order of timeouts, with one timer for all", async () => {
+    const [a, b] = LoopbackChannel.pair();
+    b.onFrame(({ frame }) => {
+      if (frame.method === "Fast") void b.send({ id: frame.id, result: "fast" });
+    });
+    const client = new RpcClient(a);
+    const t0 = performance.now();
+    const settled = (p: Promise<unknown>): Promise<[string, number]> =>
+      p.then(
+        (v) => [String(v), performance.now() - t0],
+        (e: unknown) => [e instanceof TimeoutError ? `timeout ${e.timeoutMs}` : String(e), performance.now() - t0],
+      );
+    const long = settled(client.call("Hang", undefined, { timeout: 400 }));
+    const short = settled(client.call("Hang", undefined, { timeout: 60 }));
+    const answered = settled(client.call("Fast", undefined, { timeout: 30 }));
+    const middle = settled(client.call("Hang", undefined, { timeout: 200 }));
+    const [l, s, f, m] = await Promise.all([long, short, answered, middle]);
+    assert.equal(f[0], "fast");
+    assert.deepEqual([s[0], m[0], l[0]], ["timeout 60", "timeout 200", "timeout 400"]);
+    for (const [[, at], want] of [[s, 60], [m, 200], [l, 400]] as const) assert.ok(at >= want - 2 && at < want + 150, `${want} ms timeout fired at ${at.toFixed(0)} ms`);
+    assert.equal(client.inFlight, 0);
+  });
+
+  it("an answered call does not hold the process open until its timeout", async () => {
+    // a child process makes one call with a 30 s timeout over a loopback pair; it must exit at once
+    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const script = `
+      import { RpcClient } from "./src/rpc/client.ts";
+      import { RpcServer } from "./src/rpc/server.ts";
+      import { LoopbackChannel } from "./src/transport/loopback.ts";
+      const [a, b] = LoopbackChannel.pair();
+      new RpcServer().serve(b);
+      const r = await new RpcClient(a, { timeoutMs: 30000 }).call("RPC.Ping");
+      console.log(JSON.stringify(r));`;
+    const t0 = Date.now();
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: root, timeout: 20_000 }, (e, stdout) => (e ? reject(e) : resolve(stdout))),
+    );
+    assert.match(out, /channel_info/);
+    assert.ok(Date.now() - t0 < 15_000, `the process lived ${Date.now() - t0} ms`);
   });
 
   it("makes unique ids in mos's range and matches answers whose id comes back as a digit string", async () => {
