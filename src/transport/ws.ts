@@ -61,16 +61,22 @@ export class WsChannel extends BaseChannel {
   private readonly socket: Writable | undefined;
   private backlog: string[] | undefined;
   private draining = false;
+  /** A frame went out in this tick (the next ones are corked until the microtask queue drains). */
+  private sentThisTick = false;
   private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket?.uncork();
+  private readonly endTick = (): void => {
+    this.sentThisTick = false;
+    if (this.corked) {
+      this.corked = false;
+      this.socket?.uncork();
+    }
   };
 
   /**
    * `early`: messages already received on `ws` before this channel was made (see openSocket). `socket`:
-   * the connection under `ws`; when given, it is corked at the first send until the microtask queue
-   * drains, so a burst of frames (the answers to one read) leaves in one write instead of one each.
+   * the connection under `ws`; when given, the first frame of a tick is written at once and the socket is
+   * corked at the second until the microtask queue drains, so a burst of frames (the answers to one read)
+   * leaves in two writes instead of one each, and a lone frame waits for nothing.
    */
   constructor(ws: WebSocket, info: ChannelInfo, early: string[] = [], socket?: Writable) {
     super(info);
@@ -117,10 +123,15 @@ export class WsChannel extends BaseChannel {
    */
   protected sendText(text: string | Buffer): Promise<void> {
     if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
-    if (this.socket && !this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      queueMicrotask(this.uncork);
+    if (this.socket) {
+      if (!this.sentThisTick) {
+        // the first frame of a tick leaves at once: a lone request or answer waits for nothing
+        this.sentThisTick = true;
+        queueMicrotask(this.endTick);
+      } else if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+      }
     }
     try {
       this.ws.send(text, SEND_OPTIONS);
