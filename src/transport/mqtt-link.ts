@@ -1,8 +1,8 @@
 /**
  * The byte link under an MQTT session (mqtt-session.ts): TCP (`mqtt://`), TLS (`mqtts://`) or WebSocket
  * (`ws://`, `wss://`, subprotocol `mqtt`, binary messages only; the `ws` library is loaded only for those).
- * Writes are coalesced: the packets written in one tick go out in one syscall (socket corked until the
- * next tick) or in one WebSocket message. The link reports to its session through `LinkEvents`.
+ * Writes are coalesced: the first packet of a tick is written at once, the ones after it in the same tick go
+ * out together in one syscall (socket corked until the next tick); over WebSocket, one message per tick. The link reports to its session through `LinkEvents`.
  */
 import { type Socket, connect as netConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";
@@ -36,22 +36,29 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
   // node:tls is taken for mqtts only, so a plain mqtt:// connection does not load it
   const socket = scheme === "mqtts" ? process.getBuiltinModule("node:tls").connect({ ...tls, host, port }) : netConnect({ host, port });
   socket.setNoDelay(true);
+  let wroteThisTick = false;
   let corked = false;
-  const uncork = (): void => {
-    corked = false;
-    socket.uncork();
+  const endTick = (): void => {
+    wroteThisTick = false;
+    if (corked) {
+      corked = false;
+      socket.uncork();
+    }
   };
   socket.on(scheme === "mqtts" ? "secureConnect" : "connect", on.open);
   socket.on("data", on.data);
   socket.on("error", on.error);
   socket.on("close", on.close);
   return {
-    // Socket writes in one tick go out together: cork on the first, uncork on the next tick.
+    // The first packet of a tick goes out at once (a lone publish waits for nothing); the ones after it in
+    // the same tick are corked and leave together on the next tick.
     write: (buf, done) => {
-      if (!corked) {
+      if (!wroteThisTick) {
+        wroteThisTick = true;
+        process.nextTick(endTick);
+      } else if (!corked) {
         corked = true;
         socket.cork();
-        process.nextTick(uncork);
       }
       socket.write(buf, done);
     },

@@ -202,14 +202,16 @@ export class MqttSession extends EventEmitter<MqttSessionEvents> {
     }
     switch (p.type) {
       case "publish":
-        if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });
-        else if (p.qos === 2 && this.receivedQos2(p.messageId ?? 0)) return debug("mqtt", "QoS 2 message received again before PUBREL: not delivered twice", { topic: p.topic });
+        if (p.qos === 2 && this.receivedQos2(p.messageId ?? 0)) return debug("mqtt", "QoS 2 message received again before PUBREL: not delivered twice", { topic: p.topic });
         try {
           this.emit("message", p.topic, p.payload, p.retain);
         } catch (e) {
           // A listener's failure must not break the connection (or the process through the socket).
           debug("mqtt", "message listener failed; message dropped", { topic: p.topic, error: e instanceof Error ? e.message : String(e) });
         }
+        // QoS 1 is acknowledged once the message is handed over (MQTT 3.1.1 §4.3.2), so an answer the
+        // listener publishes at once is the tick's first write and leaves before the PUBACK.
+        if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });
         return;
       case "publish-oversized":
         if (p.qos === 1) this.send({ type: "puback", messageId: p.messageId ?? 0 });

@@ -268,7 +268,7 @@ describe("mqtt-session against scripted brokers", { timeout: 20_000 }, () => {
     await session.end();
   });
 
-  it("packets written in one tick leave together (corked: one writev), not one write each", async () => {
+  it("the first packet of a tick leaves at once, the rest of the tick together (corked: one writev)", async () => {
     let publishes = 0;
     const b = await scriptedBroker((s, p) => {
       if (p.type === "connect") s.write(connack);
@@ -287,7 +287,7 @@ describe("mqtt-session against scripted brokers", { timeout: 20_000 }, () => {
     const deadline = Date.now() + 5000;
     while (publishes < 50 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(publishes, 50);
-    assert.deepEqual(calls, ["_writev"], "50 publishes in one tick went out in one writev");
+    assert.deepEqual(calls, ["_write", "_writev"], "50 publishes in one tick: the first at once, 49 in one writev");
     await session.end();
   });
 
