@@ -28,8 +28,12 @@ import type { FsRoot } from "../fsroot.js";
 
 /** The most one FS.Get returns. */
 export const FS_GET_MAX = 4 * 1024 * 1024;
-/** FS.Sha256 reads the file in pieces of this size (never the whole file at once). */
-const SHA256_READ_SIZE = 256 * 1024;
+/**
+ * FS.Sha256 reads the file in pieces of this size (never the whole file at once). Hashing a cached 16 MB
+ * file took 14.7 ms of CPU in 256 KiB pieces and 12.1 ms in 1 MiB pieces (fewer reads through the thread
+ * pool); 4 MiB gained nothing more.
+ */
+const SHA256_READ_SIZE = 1024 * 1024;
 
 type Params = Record<string, unknown>;
 
