@@ -7,9 +7,12 @@
  * - At most `maxSockets` connections; further requests wait in order for a free one.
  * - A new connection must connect (and finish its TLS handshake) within `connectTimeoutMs`.
  * - A request whose connection stays silent for `silentTimeoutMs` fails (checked by one sweep timer).
- * - An idle connection is reused most-recent first, and only if it has been idle under REUSE_IDLE_MS, so a
- *   request never races a device closing a connection it kept alive for 5 s (as Node's and remos's servers
- *   do). Idle connections do not keep the process alive.
+ * - An idle connection is reused most-recent first, and only if it has been idle under REUSE_IDLE_MS (or
+ *   a second less than the server's `Keep-Alive: timeout=N`, when shorter), so a request never races a
+ *   device closing a connection it kept alive for 5 s (as Node's and remos's servers do). Idle connections
+ *   do not keep the process alive. A connection whose answer came with bytes after it is not reused.
+ * - TLS sessions are resumed: a new connection offers the last session the device gave (a full handshake
+ *   costs an ESP32 about a second).
  * - Failures are typed (linkError); a TLS server that drops a fresh connection right after the handshake,
  *   before any answer, while we presented a certificate, is reported as refusing it (refusedAfterHandshake).
  */
@@ -40,6 +43,14 @@ export interface HttpPoolOptions {
   onSecureConnect?(socket: TLSSocket): void;
 }
 
+/** The pool as its connections see it. */
+interface PoolSide {
+  tlsSession: Buffer | undefined;
+  released(c: Connection): void;
+  dropped(c: Connection): void;
+  mapError(e: unknown, freshAfterHandshake: boolean): RemosError;
+}
+
 interface Waiter {
   head: string;
   body: Buffer;
@@ -52,16 +63,27 @@ class Connection {
   private readonly parser: HttpResponseParser;
   /** The request being answered. */
   current: Waiter | undefined;
-  /** No answer has come on this connection yet. */
+  /** Nothing has been received on this connection yet. */
   fresh = true;
   handshakeDone = false;
   lastIo = Date.now();
+  /** Reused only while idle for less than this. */
+  reuseMs = REUSE_IDLE_MS;
   private connectTimer: NodeJS.Timeout | undefined;
+  /** The answer the parser produced during the current feed, and whether more followed it. */
+  private answer: HttpResponse | undefined;
+  private extra = false;
 
-  constructor(private readonly pool: HttpConnectionPool, o: HttpPoolOptions) {
-    this.parser = new HttpResponseParser(o.maxBody, (r) => this.answered(r));
+  constructor(private readonly pool: PoolSide, o: HttpPoolOptions) {
+    this.parser = new HttpResponseParser(o.maxBody, (r) => {
+      if (this.answer === undefined) this.answer = r;
+      else this.extra = true;
+    });
     const isTls = o.tls !== undefined;
-    this.socket = isTls ? process.getBuiltinModule("node:tls").connect({ ...o.tls, host: o.host, port: o.port }) : netConnect({ host: o.host, port: o.port });
+    this.socket = isTls
+      ? process.getBuiltinModule("node:tls").connect({ ...o.tls, host: o.host, port: o.port, ...(pool.tlsSession ? { session: pool.tlsSession } : {}) })
+      : netConnect({ host: o.host, port: o.port });
+    if (isTls) this.socket.on("session", (session: Buffer) => (pool.tlsSession = session));
     this.socket.setNoDelay(true);
     const ms = o.connectTimeoutMs;
     if (ms && ms > 0) {
@@ -99,32 +121,43 @@ class Connection {
       this.socket.destroy(); // bytes nobody asked for: the connection cannot be trusted
       return;
     }
+    this.fresh = false;
     try {
       this.parser.feed(chunk);
     } catch (e) {
-      this.failed(e);
-      this.socket.destroy();
-    }
-  }
-
-  private answered(r: HttpResponse): void {
-    const w = this.current;
-    if (!w) {
+      if (!this.deliver(false)) this.failed(e);
       this.socket.destroy();
       return;
     }
+    this.deliver(true);
+  }
+
+  /**
+   * Hand the answer parsed during the last feed to its request. The connection is reused only when the
+   * answer allows it and nothing came after it (bytes after an answer belong to no request: the
+   * connection cannot be trusted any more). Returns whether there was an answer.
+   */
+  private deliver(reusable: boolean): boolean {
+    const r = this.answer;
+    const w = this.current;
+    if (r === undefined || w === undefined) return false;
+    this.answer = undefined;
     this.current = undefined;
-    this.fresh = false;
-    if (r.keepAlive && this.parser.idle) this.pool.released(this);
+    const reuse = reusable && r.keepAlive && !this.extra && this.parser.idle;
+    this.extra = false;
+    if (r.keepAliveMs !== undefined) this.reuseMs = Math.min(REUSE_IDLE_MS, r.keepAliveMs - 1000);
+    if (reuse && this.reuseMs > 0) this.pool.released(this);
     else this.socket.destroy();
     w.resolve(r);
+    return true;
   }
 
   private ended(): void {
     try {
       this.parser.end();
+      this.deliver(false);
     } catch (e) {
-      this.failed(e);
+      if (!this.deliver(false)) this.failed(e);
     }
     this.socket.destroy();
   }
@@ -143,11 +176,13 @@ function hangUp(): Error {
   return Object.assign(new Error("socket hang up"), { code: "ECONNRESET" });
 }
 
-export class HttpConnectionPool {
+export class HttpConnectionPool implements PoolSide {
+  /** The last TLS session a device gave, offered by the next new connection. */
+  tlsSession: Buffer | undefined;
   private readonly all = new Set<Connection>();
   /** Idle connections, most recently used last. */
   private readonly idle: Connection[] = [];
-  private readonly queue: Waiter[] = [];
+  private readonly queue: (Waiter | undefined)[] = [];
   private queueHead = 0;
   private sweeper: NodeJS.Timeout | undefined;
   private closedWith: RemosError | undefined;
@@ -162,9 +197,13 @@ export class HttpConnectionPool {
         return;
       }
       const w: Waiter = { head, body, resolve, reject };
-      const c = this.idleConnection() ?? this.newConnection();
-      if (c) c.send(w);
-      else this.queue.push(w);
+      try {
+        const c = this.idleConnection() ?? this.newConnection();
+        if (c) c.send(w);
+        else this.queue.push(w);
+      } catch (e) {
+        reject(this.mapError(e, false)); // e.g. TLS options node:tls refuses (a malformed PEM)
+      }
     });
   }
 
@@ -172,7 +211,7 @@ export class HttpConnectionPool {
   close(reason: RemosError): void {
     this.closedWith = reason;
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const w of this.queue.slice(this.queueHead)) w.reject(reason);
+    for (const w of this.queue.slice(this.queueHead)) w?.reject(reason);
     this.queue.length = 0;
     this.queueHead = 0;
     for (const c of [...this.all]) {
@@ -202,7 +241,13 @@ export class HttpConnectionPool {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     if (this.queueHead < this.queue.length && !this.closedWith) {
-      const n = this.newConnection();
+      let n: Connection | undefined;
+      try {
+        n = this.newConnection();
+      } catch (e) {
+        this.nextWaiter()?.reject(this.mapError(e, false));
+        return;
+      }
       const w = n && this.nextWaiter();
       if (n && w) n.send(w);
     }
@@ -215,8 +260,12 @@ export class HttpConnectionPool {
 
   private nextWaiter(): Waiter | undefined {
     if (this.queueHead >= this.queue.length) return undefined;
-    const w = this.queue[this.queueHead++];
-    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+    const w = this.queue[this.queueHead];
+    this.queue[this.queueHead++] = undefined; // a taken request (and its body) is not kept by the queue
+    if (this.queueHead === this.queue.length) {
+      this.queue.length = 0;
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
       this.queue.splice(0, this.queueHead);
       this.queueHead = 0;
     }
@@ -226,7 +275,7 @@ export class HttpConnectionPool {
   private idleConnection(): Connection | undefined {
     const now = Date.now();
     for (let c = this.idle.pop(); c; c = this.idle.pop()) {
-      if (now - c.lastIo < REUSE_IDLE_MS && !c.socket.destroyed) return c;
+      if (now - c.lastIo < c.reuseMs && !c.socket.destroyed) return c;
       this.all.delete(c);
       c.socket.destroy();
     }

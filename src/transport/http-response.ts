@@ -9,8 +9,10 @@
  * - `Connection: close` (or HTTP/1.0 without `keep-alive`) marks the connection as not reusable;
  * - the first `WWW-Authenticate` is kept (the digest challenge of a 401).
  *
- * Lines end with CRLF. Limits: 16 KiB of head, 100 header lines, `maxBody` bytes of body (more is a
- * FrameTooLargeError, checked against the declared length before the body arrives). Anything else that is
+ * Lines end with CRLF; empty lines before a status line are skipped (as Node's parser does). Limits: 16 KiB
+ * of head, 100 header lines, 64 KiB of everything that is not body in one response (interim answers and
+ * trailers included), `maxBody` bytes of body (more is a FrameTooLargeError, checked against the declared
+ * length before the body arrives). A `Keep-Alive: timeout=N` hint is passed on (`keepAliveMs`). Anything else that is
  * not HTTP is an HttpParseError (a TransportError): the connection that carried it cannot be trusted any
  * more and is closed by its owner. No input makes it throw anything else.
  */
@@ -23,6 +25,8 @@ export interface HttpResponse {
   keepAlive: boolean;
   /** The first `WWW-Authenticate` header. */
   challenge: string | undefined;
+  /** How long the server keeps the idle connection, from `Keep-Alive: timeout=N` (undefined: not said). */
+  keepAliveMs: number | undefined;
   body: Buffer;
 }
 
@@ -32,6 +36,8 @@ export class HttpParseError extends TransportError {}
 const EMPTY = Buffer.alloc(0);
 const MAX_HEAD = 16 * 1024;
 const MAX_HEADERS = 100;
+/** Bytes of one response that are not body (heads of interim answers, chunk lines, trailers). */
+const MAX_OVERHEAD = 64 * 1024;
 /** A chunk-size line (hex size and extensions) longer than this is refused. */
 const MAX_CHUNK_LINE = 1024;
 const HEAD_END = Buffer.from("\r\n\r\n");
@@ -54,6 +60,7 @@ interface Head {
   statusMessage: string;
   keepAlive: boolean;
   challenge: string | undefined;
+  keepAliveMs: number | undefined;
   length: number | undefined;
   chunked: boolean;
 }
@@ -67,6 +74,8 @@ export class HttpResponseParser {
   private left = 0;
   private parts: Buffer[] = [];
   private size = 0;
+  /** Bytes of the response being read that are not body (see MAX_OVERHEAD). */
+  private overhead = 0;
   private readonly onResponse: (r: HttpResponse) => void;
   private readonly maxBody: number;
   private readonly channel: string;
@@ -91,6 +100,19 @@ export class HttpResponseParser {
     while (off < b.length) {
       switch (this.state) {
         case State.Head: {
+          // empty lines between answers (a stray CRLF after a body) are skipped, as Node's parser does
+          const from = off;
+          for (;;) {
+            if (b[off] === 0x0a) off++;
+            else if (b[off] === 0x0d && b[off + 1] === 0x0a) off += 2;
+            else break;
+          }
+          if (off > from) this.count(off - from);
+          if (off >= b.length) break;
+          if (b[off] === 0x0d && off + 1 === b.length) {
+            this.pending = b.subarray(off); // a CR at the end: its LF may follow
+            return;
+          }
           const end = b.indexOf(HEAD_END, off);
           if (end < 0) {
             if (b.length - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
@@ -98,6 +120,7 @@ export class HttpResponseParser {
             return;
           }
           if (end - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
+          this.count(end + 4 - off);
           const head = parseHead(b.toString("latin1", off, end));
           off = end + 4;
           if (head.status < 200) {
@@ -133,6 +156,7 @@ export class HttpResponseParser {
             return;
           }
           if (eol - off > MAX_CHUNK_LINE) throw new HttpParseError("chunk size line too long");
+          this.count(eol + 2 - off);
           const m = CHUNK_SIZE.exec(b.toString("latin1", off, eol));
           if (!m) throw new HttpParseError("malformed chunk size");
           off = eol + 2;
@@ -173,6 +197,7 @@ export class HttpResponseParser {
             return;
           }
           const empty = eol === off;
+          this.count(eol + 2 - off);
           off = eol + 2;
           if (empty) this.complete(); // trailer fields themselves are ignored
           break;
@@ -219,15 +244,22 @@ export class HttpResponseParser {
     return this.state;
   }
 
+  /** Count bytes that are not body; too many in one response and the peer is stalling or flooding. */
+  private count(n: number): void {
+    this.overhead += n;
+    if (this.overhead > MAX_OVERHEAD) throw new HttpParseError(`more than ${MAX_OVERHEAD} bytes of HTTP framing in one response`);
+  }
+
   private complete(): void {
     const head = this.head as Head;
     const parts = this.parts;
     this.head = undefined;
     this.parts = [];
     this.state = State.Head;
+    this.overhead = 0;
     const body = parts.length === 0 ? EMPTY : parts.length === 1 ? parts[0] : Buffer.concat(parts, this.size);
     this.size = 0;
-    this.onResponse({ status: head.status, statusMessage: head.statusMessage, keepAlive: head.keepAlive, challenge: head.challenge, body });
+    this.onResponse({ status: head.status, statusMessage: head.statusMessage, keepAlive: head.keepAlive, challenge: head.challenge, keepAliveMs: head.keepAliveMs, body });
   }
 }
 
@@ -241,6 +273,7 @@ function parseHead(text: string): Head {
     statusMessage: m[3] ?? "",
     keepAlive: false,
     challenge: undefined,
+    keepAliveMs: undefined,
     length: undefined,
     chunked: false,
   };
@@ -269,6 +302,9 @@ function parseHead(text: string): Head {
       }
     } else if (name === "www-authenticate") {
       head.challenge ??= value;
+    } else if (name === "keep-alive") {
+      const t = /(?:^|[\s,])timeout\s*=\s*([0-9]{1,9})/i.exec(value);
+      if (t) head.keepAliveMs = Number(t[1]) * 1000;
     }
   }
   // HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when it says keep-alive

@@ -72,7 +72,7 @@ class HttpClientChannel extends BaseChannel {
       port,
       peer: this.info.peer,
       tls: isTls ? tlsClient.clientTlsOptions(options.tls, url.hostname) : undefined,
-      sentClientCert: hasClientCert(options.tls),
+      sentClientCert: isTls && hasClientCert(options.tls),
       maxSockets: HTTP_MAX_SOCKETS,
       maxBody: this.info.maxFrameSize + 2, // the device appends "\r\n"
       connectTimeoutMs: options.timeoutMs,
@@ -131,6 +131,10 @@ class HttpClientChannel extends BaseChannel {
   private post(text: string | Buffer, authorization: string | undefined): Promise<HttpResponse> {
     if (this.closed) return Promise.reject(new ChannelClosedError(`HTTP channel to ${this.info.peer} is closed`));
     const body = typeof text === "string" ? Buffer.from(text, "utf8") : text;
+    // a header line carries Latin-1 and no line breaks: anything else would garble or split the request
+    if (authorization !== undefined && /[^\x20-\x7e\x80-\xff\t]/.test(authorization)) {
+      return Promise.reject(new UsageError("the credentials hold characters an HTTP header cannot carry (line breaks, control or non-Latin-1 characters)"));
+    }
     const head = authorization
       ? `${this.headPrefix}${body.length}\r\nAuthorization: ${authorization}\r\n\r\n`
       : `${this.headPrefix}${body.length}\r\n\r\n`;

@@ -5,11 +5,14 @@
  * a TLS handshake that never completes, and closing with calls in flight.
  */
 import assert from "node:assert/strict";
+import https from "node:https";
 import net from "node:net";
+import type { TLSSocket } from "node:tls";
 import { after, describe, it } from "node:test";
-import { ChannelClosedError, FrameTooLargeError, TransportError } from "../../src/errors.js";
+import { ChannelClosedError, FrameTooLargeError, TlsError, TransportError, UsageError } from "../../src/errors.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { HTTP_MAX_SOCKETS, connect } from "../../src/transport/http.js";
+import { issueCert, makeCa } from "../helpers/certs.js";
 
 interface Request {
   head: string;
@@ -165,6 +168,79 @@ describe("HTTP client connections", { timeout: 60_000 }, () => {
     assert.deepEqual(await c.call("X"), { ok: true });
     assert.deepEqual(await c.call("X"), { ok: true });
     assert.equal(server.connections, 3);
+  });
+
+  it("bytes after an answer never become the next call's answer; a stray CRLF after a body is harmless", async () => {
+    let n = 0;
+    const server = await rawServer(({ body, socket }) => {
+      const mode = n++;
+      const a = answerTo(body, mode);
+      if (mode === 0) socket.write(ok(a) + ok(answerTo(body, "BOGUS"))); // an extra answer in the same write
+      else if (mode === 1) socket.write(ok(a) + "HTTP/1.1 200"); // the start of another
+      else socket.write(ok(a) + "\r\n"); // the stray CRLF some servers add
+    });
+    const c = await clientOf(server);
+    // one call at a time over one connection each time, so a leftover would reach the next call
+    for (let i = 0; i < 5; i++) assert.equal(await c.call("X"), i);
+    assert.equal(server.connections, 3, "the connections with bytes after the answer were dropped, the CRLF one reused");
+  });
+
+  it("a Keep-Alive timeout hint of 1 s means the connection is not reused", async () => {
+    const server = await rawServer(({ body, socket }) => socket.write(ok(answerTo(body), "Keep-Alive: timeout=1\r\n")));
+    const c = await clientOf(server);
+    for (let i = 0; i < 3; i++) await c.call("X");
+    assert.equal(server.connections, 3);
+  });
+
+  it("over http:// a reset is a TransportError even when a client certificate is configured", async () => {
+    const server = await rawServer(({ socket }) => socket.destroy());
+    servers.push(server);
+    const ca = await makeCa();
+    const leaf = await issueCert(ca, { cn: "client", usage: "client" });
+    const c = new RpcClient(await connect(new URL(server.url), { timeoutMs: 5000, tls: { cert: leaf.certPem, key: leaf.keyPem } }), { timeoutMs: 5000 });
+    clients.push(c);
+    await assert.rejects(c.call("X"), (e: unknown) => e instanceof TransportError && !(e instanceof TlsError) && /connection reset/.test(e.message));
+  });
+
+  it("credentials that would break the header line are refused with a UsageError, before anything is sent", async () => {
+    let challenged = 0;
+    const server = await rawServer(({ head, socket }) => {
+      if (!/\r\nauthorization:/i.test(head)) {
+        challenged++;
+        socket.write('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="r", nonce="n", qop="auth", algorithm=SHA-256\r\nContent-Length: 0\r\n\r\n');
+      } else socket.destroy();
+    });
+    servers.push(server);
+    const channel = await connect(new URL(server.url), { timeoutMs: 5000, credentials: { username: "a\r\nX-Injected: 1", password: "p" } });
+    const c = new RpcClient(channel, { timeoutMs: 5000 });
+    clients.push(c);
+    await assert.rejects(c.call("X"), UsageError);
+    assert.equal(challenged, 1);
+  });
+
+  it("https:// connections resume the TLS session the device gave", async () => {
+    const ca = await makeCa();
+    const leaf = await issueCert(ca, { cn: "localhost", usage: "server" });
+    const reused: boolean[] = [];
+    const server = https.createServer({ cert: leaf.certPem, key: leaf.keyPem, keepAliveTimeout: 50 }, (req, res) => {
+      reused.push((req.socket as TLSSocket).isSessionReused());
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => res.end(answerTo(body)));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      const c = new RpcClient(await connect(new URL(`https://127.0.0.1:${port}/rpc`), { timeoutMs: 5000, tls: { ca: ca.certPem } }), { timeoutMs: 5000 });
+      await c.call("X");
+      await new Promise((r) => setTimeout(r, 200)); // the server drops the idle connection after 50 ms
+      await c.call("X");
+      await c.close();
+      assert.deepEqual(reused, [false, true]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it("an answer over the frame limit is a FrameTooLargeError, refused from its Content-Length", async () => {

@@ -80,6 +80,14 @@ describe("HttpResponseParser", () => {
     assert.equal(r.challenge, 'Digest realm="a", nonce="1"');
   });
 
+  it("skips empty lines between answers, reads the Keep-Alive timeout hint, and bounds framing bytes", () => {
+    const out = parse(["\r\n\nHTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\nContent-Length: 2\r\n\r\nok\r", "\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]);
+    assert.deepEqual(out.map((r) => [r.status, r.body.toString(), r.keepAliveMs]), [[200, "ok", 5000], [200, "", undefined]]);
+    // an endless stream of interim answers or trailers is refused, not buffered or waited on forever
+    assert.throws(() => parse(["HTTP/1.1 100 Continue\r\n\r\n".repeat(3000)]), HttpParseError);
+    assert.throws(() => parse(["HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", "X: 1\r\n".repeat(12_000)]), HttpParseError);
+  });
+
   it("parses several answers in one chunk, in order", () => {
     const one = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     assert.deepEqual(parse([one + one + one]).map((r) => r.body.toString()), ["ok", "ok", "ok"]);
