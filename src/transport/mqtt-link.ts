@@ -6,6 +6,7 @@
  */
 import { type Socket, connect as netConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";
+import { coalesceWrites } from "./coalesce.js";
 import { MqttProtocolError } from "./mqtt-wire.js";
 
 /** A TCP/TLS socket or a WebSocket carrying MQTT packets. */
@@ -36,15 +37,7 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
   // node:tls is taken for mqtts only, so a plain mqtt:// connection does not load it
   const socket = scheme === "mqtts" ? process.getBuiltinModule("node:tls").connect({ ...tls, host, port }) : netConnect({ host, port });
   socket.setNoDelay(true);
-  let wroteThisTick = false;
-  let corked = false;
-  const endTick = (): void => {
-    wroteThisTick = false;
-    if (corked) {
-      corked = false;
-      socket.uncork();
-    }
-  };
+  const beforeWrite = coalesceWrites(socket, (endTick) => process.nextTick(endTick));
   socket.on(scheme === "mqtts" ? "secureConnect" : "connect", on.open);
   socket.on("data", on.data);
   socket.on("error", on.error);
@@ -53,13 +46,7 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
     // The first packet of a tick goes out at once (a lone publish waits for nothing); the ones after it in
     // the same tick are corked and leave together on the next tick.
     write: (buf, done) => {
-      if (!wroteThisTick) {
-        wroteThisTick = true;
-        process.nextTick(endTick);
-      } else if (!corked) {
-        corked = true;
-        socket.cork();
-      }
+      beforeWrite();
       socket.write(buf, done);
     },
     end: () => socket.end(),

@@ -22,6 +22,7 @@ import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMess
 import { debug } from "../log.js";
 import type { Channel, ChannelInfo, FrameListener } from "../rpc/channel.js";
 import { BaseChannel } from "./base.js";
+import { coalesceWrites } from "./coalesce.js";
 import { type ReconnectingChannel, reconnecting } from "./reconnect.js";
 import { clientTlsOptions, hasClientCert, linkError, refusedAfterHandshake, tlsPeerInfo } from "./tls-client.js";
 import type { ConnectOptions, TlsFileOptions } from "./options.js";
@@ -58,19 +59,10 @@ function messageBytes(data: WebSocket.RawData): Buffer {
  */
 export class WsChannel extends BaseChannel {
   private readonly ws: WebSocket;
-  private readonly socket: Writable | undefined;
+  /** Called before each send: coalesces the frames of a tick (coalesce.ts); none without the socket. */
+  private readonly beforeWrite: (() => void) | undefined;
   private backlog: string[] | undefined;
   private draining = false;
-  /** A frame went out in this tick (the next ones are corked until the microtask queue drains). */
-  private sentThisTick = false;
-  private corked = false;
-  private readonly endTick = (): void => {
-    this.sentThisTick = false;
-    if (this.corked) {
-      this.corked = false;
-      this.socket?.uncork();
-    }
-  };
 
   /**
    * `early`: messages already received on `ws` before this channel was made (see openSocket). `socket`:
@@ -81,7 +73,7 @@ export class WsChannel extends BaseChannel {
   constructor(ws: WebSocket, info: ChannelInfo, early: string[] = [], socket?: Writable) {
     super(info);
     this.ws = ws;
-    this.socket = socket;
+    this.beforeWrite = socket ? coalesceWrites(socket, queueMicrotask) : undefined;
     this.backlog = early;
     ws.on("message", (data: WebSocket.RawData) => {
       if (!this.backlog) this.receiveBytes(messageBytes(data));
@@ -123,16 +115,7 @@ export class WsChannel extends BaseChannel {
    */
   protected sendText(text: string | Buffer): Promise<void> {
     if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
-    if (this.socket) {
-      if (!this.sentThisTick) {
-        // the first frame of a tick leaves at once: a lone request or answer waits for nothing
-        this.sentThisTick = true;
-        queueMicrotask(this.endTick);
-      } else if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-      }
-    }
+    this.beforeWrite?.();
     try {
       this.ws.send(text, SEND_OPTIONS);
     } catch (e) {
