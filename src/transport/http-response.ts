@@ -41,6 +41,7 @@ const MAX_OVERHEAD = 64 * 1024;
 /** A chunk-size line (hex size and extensions) longer than this is refused. */
 const MAX_CHUNK_LINE = 1024;
 const HEAD_END = Buffer.from("\r\n\r\n");
+const CRLF = Buffer.from("\r\n");
 const STATUS_LINE = /^HTTP\/1\.([01]) ([0-9]{3})(?: ([^\r\n]*))?$/;
 const DIGITS = /^[0-9]{1,15}$/;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,12})[ \t]*(?:;.*)?$/;
@@ -113,50 +114,25 @@ export class HttpResponseParser {
             this.pending = b.subarray(off); // a CR at the end: its LF may follow
             return;
           }
-          const end = b.indexOf(HEAD_END, off);
-          if (end < 0) {
-            if (b.length - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
-            this.pending = b.subarray(off);
-            return;
-          }
-          if (end - off > MAX_HEAD) throw new HttpParseError(`HTTP response head longer than ${MAX_HEAD} bytes`);
-          this.count(end + 4 - off);
+          const end = this.lineEnd(b, off, HEAD_END, MAX_HEAD, "HTTP response head");
+          if (end < 0) return;
           const head = parseHead(b.toString("latin1", off, end));
           off = end + 4;
           if (head.status < 200) {
             if (head.status === 101) throw new HttpParseError("unexpected 101 Switching Protocols");
             continue; // an interim answer (100 Continue, 103): the real one follows
           }
-          const next = this.begin(head);
-          if (next === State.Length && b.length - off >= this.left) {
-            // the common case: the whole body is in this chunk (no copy)
-            const body = b.subarray(off, off + this.left);
-            off += this.left;
-            this.left = 0;
-            this.parts.push(body);
-            this.size = body.length;
-            this.complete();
-          } else if (next === State.Head) this.complete();
+          if (this.begin(head) === State.Head) this.complete(); // no body
           break;
         }
         case State.Length: {
-          const n = Math.min(this.left, b.length - off);
-          this.parts.push(b.subarray(off, off + n));
-          this.size += n;
-          this.left -= n;
-          off += n;
+          off += this.takeBody(b, off); // a whole body in one chunk is one slice of it, not a copy
           if (this.left === 0) this.complete();
           break;
         }
         case State.ChunkSize: {
-          const eol = b.indexOf("\r\n", off, "latin1");
-          if (eol < 0) {
-            if (b.length - off > MAX_CHUNK_LINE) throw new HttpParseError("chunk size line too long");
-            this.pending = b.subarray(off);
-            return;
-          }
-          if (eol - off > MAX_CHUNK_LINE) throw new HttpParseError("chunk size line too long");
-          this.count(eol + 2 - off);
+          const eol = this.lineEnd(b, off, CRLF, MAX_CHUNK_LINE, "chunk size line");
+          if (eol < 0) return;
           const m = CHUNK_SIZE.exec(b.toString("latin1", off, eol));
           if (!m) throw new HttpParseError("malformed chunk size");
           off = eol + 2;
@@ -171,11 +147,7 @@ export class HttpResponseParser {
           break;
         }
         case State.ChunkData: {
-          const n = Math.min(this.left, b.length - off);
-          this.parts.push(b.subarray(off, off + n));
-          this.size += n;
-          this.left -= n;
-          off += n;
+          off += this.takeBody(b, off);
           if (this.left === 0) this.state = State.ChunkDataEnd;
           break;
         }
@@ -190,14 +162,9 @@ export class HttpResponseParser {
           break;
         }
         case State.Trailers: {
-          const eol = b.indexOf("\r\n", off, "latin1");
-          if (eol < 0) {
-            if (b.length - off > MAX_HEAD) throw new HttpParseError("trailer section too long");
-            this.pending = b.subarray(off);
-            return;
-          }
+          const eol = this.lineEnd(b, off, CRLF, MAX_HEAD, "trailer line");
+          if (eol < 0) return;
           const empty = eol === off;
-          this.count(eol + 2 - off);
           off = eol + 2;
           if (empty) this.complete(); // trailer fields themselves are ignored
           break;
@@ -242,6 +209,27 @@ export class HttpResponseParser {
       this.state = State.UntilClose;
     }
     return this.state;
+  }
+
+  /**
+   * Where the line (or head) at `off` ends: the index of its `terminator`, counted as framing; -1 when it
+   * has not all arrived (the rest is kept for the next feed). Longer than `max` is an HttpParseError.
+   */
+  private lineEnd(b: Buffer, off: number, terminator: Buffer, max: number, what: string): number {
+    const end = b.indexOf(terminator, off);
+    if ((end < 0 ? b.length : end) - off > max) throw new HttpParseError(`${what} longer than ${max} bytes`);
+    if (end < 0) this.pending = b.subarray(off);
+    else this.count(end + terminator.length - off);
+    return end;
+  }
+
+  /** Take up to `left` body bytes at `off` (a slice, no copy); returns how many. */
+  private takeBody(b: Buffer, off: number): number {
+    const n = Math.min(this.left, b.length - off);
+    this.parts.push(b.subarray(off, off + n));
+    this.size += n;
+    this.left -= n;
+    return n;
   }
 
   /** Count bytes that are not body; too many in one response and the peer is stalling or flooding. */
