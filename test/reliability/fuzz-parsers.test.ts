@@ -11,6 +11,7 @@ import { BadFrameError } from "../../src/errors.js";
 import { decodeFrame, encodeFrame } from "../../src/rpc/frame.js";
 import { queryArgs } from "../../src/transport/http-exchange.js";
 import { ClientFrameParser, DeviceFrameReceiver, encodeClientFrame, encodeSerialFrame } from "../../src/transport/serial-framing.js";
+import { splitAt } from "../helpers/chunks.js";
 
 const RUNS = 10_000;
 const GOOD = JSON.stringify({ src: "mos", id: 1_100_000_000_001, method: "RPC.Ping" });
@@ -28,19 +29,6 @@ const pieces = fc.array(
   ),
   { maxLength: 6 },
 );
-/** Cut a buffer into chunks at arbitrary points. */
-function chunked(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of points) {
-    out.push(buf.subarray(last, p));
-    last = p;
-  }
-  out.push(buf.subarray(last));
-  return out;
-}
-
 describe("fuzz: frame codec", () => {
   it("decodeFrame never throws anything but BadFrameError, and encodes what it accepts", () => {
     fc.assert(
@@ -63,7 +51,7 @@ describe("fuzz: serial device receiver", () => {
       fc.property(pieces, fc.array(fc.nat(), { maxLength: 8 }), (ps, cuts) => {
         const frames: string[] = [];
         const rx = new DeviceFrameReceiver({ frame: (j) => frames.push(j), eof: () => undefined, empty: () => undefined, drop: () => undefined }, 4096);
-        for (const c of chunked(Buffer.concat(ps), cuts)) rx.push(c);
+        for (const c of splitAt(Buffer.concat(ps), cuts)) rx.push(c);
         // Whatever came before, a delimited good frame afterwards must be received.
         frames.length = 0;
         rx.push(encodeClientFrame(GOOD));
@@ -81,7 +69,7 @@ describe("fuzz: serial client parser", () => {
       fc.property(pieces, fc.array(fc.nat(), { maxLength: 8 }), (ps, cuts) => {
         const frames: string[] = [];
         const p = new ClientFrameParser({ frame: (j) => frames.push(j), eof: () => undefined, drop: () => undefined, console: () => undefined, flow: () => undefined }, 8192);
-        for (const c of chunked(Buffer.concat(ps), cuts)) p.push(c);
+        for (const c of splitAt(Buffer.concat(ps), cuts)) p.push(c);
         frames.length = 0;
         // A device starts its frames on a fresh line: the newline ends whatever partial frame was pending.
         p.push(Buffer.concat([Buffer.from("\n"), reply]));

@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import { FrameTooLargeError } from "../../src/errors.js";
 import { type HttpResponse, HttpParseError, HttpResponseParser } from "../../src/transport/http-response.js";
+import { splitAt } from "../helpers/chunks.js";
 
 const RUNS = 10_000;
 
@@ -23,19 +24,6 @@ function parse(chunks: (string | Buffer)[], o: { maxBody?: number; close?: boole
 
 function summary(r: HttpResponse): object {
   return { status: r.status, statusMessage: r.statusMessage, keepAlive: r.keepAlive, challenge: r.challenge, body: r.body.toString("latin1") };
-}
-
-/** Cut a buffer into chunks at arbitrary points. */
-function cut(buf: Buffer, points: number[]): Buffer[] {
-  const at = [...new Set(points.map((p) => p % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of at) {
-    out.push(buf.subarray(last, p));
-    last = p;
-  }
-  out.push(buf.subarray(last));
-  return out;
 }
 
 describe("HttpResponseParser", () => {
@@ -154,7 +142,7 @@ describe("HttpResponseParser", () => {
         }
         const wire = Buffer.concat([Buffer.from(`HTTP/1.1 ${a.status} Some Reason\r\n${headers}${framing}\r\n`, "latin1"), body]);
         const whole = parse([wire], { close: a.mode === "close" });
-        const pieces = parse(cut(wire, points), { close: a.mode === "close" });
+        const pieces = parse(splitAt(wire, points), { close: a.mode === "close" });
         assert.equal(whole.length, 1);
         assert.deepEqual(pieces.map(summary), whole.map(summary));
         assert.ok(whole[0].body.equals(a.body));

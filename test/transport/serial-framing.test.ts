@@ -10,6 +10,7 @@ import {
   encodeClientFrame,
   encodeSerialFrame,
 } from "../../src/transport/serial-framing.js";
+import { splitAt } from "../helpers/chunks.js";
 
 interface ClientLog {
   frames: string[];
@@ -52,19 +53,6 @@ function deviceReceiver(max = 4096): { r: DeviceFrameReceiver; log: DeviceLog } 
 
 const b = (s: string): Buffer => Buffer.from(s, "latin1");
 const crcHex = (s: string): string => crc32(b(s)).toString(16).padStart(8, "0");
-
-/** Split a buffer at the given cut points (sorted, deduplicated, in range). */
-function split(buf: Buffer, cuts: number[]): Buffer[] {
-  const pts = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((x, y) => x - y);
-  const out: Buffer[] = [];
-  let last = 0;
-  for (const p of pts) {
-    out.push(buf.subarray(last, p));
-    last = p;
-  }
-  out.push(buf.subarray(last));
-  return out;
-}
 
 describe("crc32", () => {
   it("matches zlib / Go crc32.ChecksumIEEE", () => {
@@ -236,7 +224,7 @@ describe("framing properties (fast-check)", () => {
         const buf = Buffer.from(bytes);
         const { p } = clientParser(128);
         const { r } = deviceReceiver(128);
-        for (const c of split(buf, cuts)) {
+        for (const c of splitAt(buf, cuts)) {
           p.push(c);
           r.push(c);
         }
@@ -253,7 +241,7 @@ describe("framing properties (fast-check)", () => {
         const whole = clientParser(64);
         whole.p.push(buf);
         const parts = clientParser(64);
-        for (const c of split(buf, cuts)) parts.p.push(c);
+        for (const c of splitAt(buf, cuts)) parts.p.push(c);
         assert.deepEqual(parts.log, whole.log);
       }),
       { numRuns: 10_000 },
@@ -265,7 +253,7 @@ describe("framing properties (fast-check)", () => {
       fc.property(fc.array(frameJson, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(4000), { maxLength: 8 }), (frames, cuts) => {
         const wire = Buffer.concat([HANDSHAKE, ...frames.map((f) => encodeClientFrame(f))]);
         const { r, log } = deviceReceiver(1 << 20);
-        for (const c of split(wire, cuts)) r.push(c);
+        for (const c of splitAt(wire, cuts)) r.push(c);
         assert.deepEqual(log.frames, frames);
         assert.deepEqual(log.drops, []);
         assert.equal(r.crcUsed, true);
@@ -286,7 +274,7 @@ describe("framing properties (fast-check)", () => {
         (items, delim1, crc, cuts) => {
           const wire = Buffer.concat(items.flatMap(([f, text]) => [b(text), encodeSerialFrame(f, { delim1, crc })]));
           const { p, log } = clientParser(1 << 20);
-          for (const c of split(wire, cuts)) p.push(c);
+          for (const c of splitAt(wire, cuts)) p.push(c);
           p.push(b("!")); // release a held trailing newline
           assert.deepEqual(
             log.frames,
