@@ -99,7 +99,7 @@ class Connection {
     this.socket.on("error", (e) => this.failed(e));
     this.socket.on("close", () => {
       if (this.connectTimer) clearTimeout(this.connectTimer);
-      this.failed(hangUp());
+      if (this.current) this.failed(hangUp());
       this.pool.dropped(this);
     });
   }
@@ -125,11 +125,16 @@ class Connection {
     try {
       this.parser.feed(chunk);
     } catch (e) {
-      if (!this.deliver(false)) this.failed(e);
-      this.socket.destroy();
+      this.settle(e);
       return;
     }
     this.deliver(true);
+  }
+
+  /** The input broke off (a parse error, the close): an answer already parsed still counts, else `e` fails the request. */
+  private settle(e: unknown): void {
+    if (!this.deliver(false) && e !== undefined) this.failed(e);
+    this.socket.destroy();
   }
 
   /**
@@ -153,13 +158,13 @@ class Connection {
   }
 
   private ended(): void {
+    let e: unknown;
     try {
-      this.parser.end();
-      this.deliver(false);
-    } catch (e) {
-      if (!this.deliver(false)) this.failed(e);
+      this.parser.end(); // completes an answer delimited by the close
+    } catch (error) {
+      e = error;
     }
-    this.socket.destroy();
+    this.settle(e);
   }
 
   /** Fail the current request (once). */
