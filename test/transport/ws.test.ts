@@ -6,8 +6,10 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import https from "node:https";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import WebSocket, { WebSocketServer } from "ws";
 import { ChannelClosedError, TlsError } from "../../src/errors.js";
 import type { Channel, ChannelInfo } from "../../src/rpc/channel.js";
@@ -283,5 +285,22 @@ describe("outbound WebSocket (device → cloud)", { timeout: 30_000 }, () => {
 
   it("refuses a URL that is not ws:// or wss://", async () => {
     await assert.rejects(connectWsOut({ url: "http://x/", onChannel: () => undefined, reconnect: { minMs: 10, maxMs: 20 } }), /ws:\/\/ or wss:\/\//);
+  });
+});
+
+describe("WebSocket masking", () => {
+  // ws masks every client frame (and unmasks it at the device end) byte by byte in JavaScript unless the
+  // optional `bufferutil` addon loads: a quarter of an upload's CPU on each end. Its prebuilt binaries
+  // cover linux-x64 (CI, servers); elsewhere ws falls back to JavaScript, slower but the same bytes.
+  it("uses the native bufferutil addon that ws looks for, where a prebuilt binary exists", { skip: `${process.platform}-${process.arch}` !== "linux-x64" }, () => {
+    const requireFromWs = createRequire(fileURLToPath(import.meta.resolve("ws")));
+    const addon = requireFromWs("bufferutil") as { mask: (...a: unknown[]) => void; unmask: (...a: unknown[]) => void };
+    assert.match(addon.mask.toString(), /\[native code\]/);
+    assert.match(addon.unmask.toString(), /\[native code\]/);
+    const data = Buffer.from("a frame long enough for the native path of ws's masking: 48 bytes or more");
+    const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+    const out = Buffer.alloc(data.length);
+    addon.mask(data, mask, out, 0, data.length);
+    assert.deepEqual(out, Buffer.from(data.map((b, i) => b ^ mask[i & 3])));
   });
 });
