@@ -1,6 +1,6 @@
 /**
  * Run the built `mos` binary (dist/cli/mos.js) as a user would, in a child process. `npm test` builds
- * first; during development run `npx tsup` after changing src/.
+ * first; during development run `npm run build` after changing src/.
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -25,7 +25,7 @@ export interface MosRunOptions {
 }
 
 export function runMos(args: string[], options: MosRunOptions = {}): Promise<MosResult> {
-  if (!existsSync(MOS_BIN)) throw new Error(`${MOS_BIN} is missing: run npx tsup (npm test builds it)`);
+  if (!existsSync(MOS_BIN)) throw new Error(`${MOS_BIN} is missing: run npm run build (npm test builds it)`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [MOS_BIN, ...args], {
       cwd: options.cwd ?? REPO_ROOT,
