@@ -2,18 +2,18 @@
  * The two channels of the UART transport (spec §2.1) over any ByteLink: `SerialClientChannel` (the host,
  * as mos talks to a device: handshake, pacing, XON/XOFF) and `SerialDeviceChannel` (the firmware's
  * rules: sticky `"""`/CRC modes, empty-frame and EOF answers, console text only between frames).
- * Framing bytes come from `serial-framing.ts`; opening ports and the entry points are in `serial.ts`,
- * whose header documents the decisions (handshake once, pacing at 115200 only, CRC mismatch drops
- * the frame, send limit 4092 / receive limit 64 KiB).
+ * Framing bytes come from `serial-framing.ts` and `serial-device-framing.ts`; opening ports and the
+ * entry points are in `serial.ts`, whose header documents the decisions (handshake once, pacing at
+ * 115200 only, CRC mismatch drops the frame, send limit 4092 / receive limit 64 KiB).
  */
 import { AbortedError, ChannelClosedError, TransportError, errorMessage } from "../errors.js";
 import { debug } from "../log.js";
 import type { ChannelInfo } from "../rpc/channel.js";
 import { type Frame, encodeFrame, toAscii } from "../rpc/frame.js";
 import { BaseChannel } from "./base.js";
+import { DeviceFrameReceiver } from "./serial-device-framing.js";
 import {
   ClientFrameParser,
-  DeviceFrameReceiver,
   EOF_REPLY,
   HANDSHAKE,
   HANDSHAKE_ACK,

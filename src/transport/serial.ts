@@ -1,8 +1,9 @@
 /**
  * The UART / serial transport (spec §2.1), both ends, over any byte link (a serial port through the
  * `serialport` package, a pseudo-terminal, or an in-process pair). Byte-level framing lives in
- * `serial-framing.ts`, the channels (handshake, pacing, flow control, sticky modes) in `serial-channels.ts`;
- * this file opens ports and holds the entry points.
+ * `serial-framing.ts` (the device end's receiver in `serial-device-framing.ts`), the channels
+ * (handshake, pacing, flow control, sticky modes) in `serial-channels.ts`; this file opens ports and
+ * holds the entry points.
  *
  * Client end (`connect`, what mos does): DTR/RTS low after open, input flushed, then the `"""\x04"""\n\n`
  * handshake every 200 ms until the device answers `"""\x04"""` (then `"""` is written back). Each frame

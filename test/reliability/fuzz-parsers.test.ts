@@ -10,7 +10,8 @@ import fc from "fast-check";
 import { BadFrameError } from "../../src/errors.js";
 import { decodeFrame, encodeFrame } from "../../src/rpc/frame.js";
 import { queryArgs } from "../../src/transport/http-exchange.js";
-import { ClientFrameParser, DeviceFrameReceiver, encodeClientFrame, encodeSerialFrame } from "../../src/transport/serial-framing.js";
+import { DeviceFrameReceiver } from "../../src/transport/serial-device-framing.js";
+import { ClientFrameParser, encodeClientFrame, encodeSerialFrame } from "../../src/transport/serial-framing.js";
 import { splitAt } from "../helpers/chunks.js";
 
 const RUNS = 10_000;

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { toAscii } from "../../src/rpc/frame.js";
+import { DeviceFrameReceiver } from "../../src/transport/serial-device-framing.js";
 import {
   ClientFrameParser,
-  DeviceFrameReceiver,
   HANDSHAKE,
   crc32,
   encodeClientFrame,
