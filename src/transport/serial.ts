@@ -21,10 +21,11 @@
  * byte >= 0x80, `"\n"` answer to empty frames (sent with the next output), `"""\x04"""` to the 0x04 frame,
  * partial frames above maxFrameSize + 6 dropped, console text written only between frames.
  */
-import { existsSync, read } from "node:fs";
+import { EventEmitter } from "node:events";
+import { existsSync, readSync, writeSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import type { SerialPort } from "serialport";
-import { AbortedError, ChannelClosedError, TransportError, UsageError, errorMessage } from "../errors.js";
+import { AbortedError, ChannelClosedError, TransportError, UsageError } from "../errors.js";
 import { debug } from "../log.js";
 import type { Channel } from "../rpc/channel.js";
 import {
@@ -84,37 +85,121 @@ async function openPort(path: string, baudRate: number, o: PortOptions = {}): Pr
     );
   }
   await new Promise<void>((resolve) => port.flush(() => resolve()));
-  await endReadsAtEof(port);
+  nonBlockingIo(port);
   return port;
 }
 
+/** serialport's readiness poller of a port (a uv_poll on its fd; events 1 readable, 2 writable). */
+type PortPoller = EventEmitter & { poll(events: number): void };
+
+/** The part of serialport's Unix port binding (Linux, macOS) that nonBlockingIo replaces and uses. */
+interface UnixPortBinding {
+  fd: number | null;
+  poller: PortPoller;
+  writeOperation?: Promise<void> | null;
+  read(buffer: Buffer, offset: number, length: number): Promise<{ bytesRead: number; buffer: Buffer }>;
+  write(buffer: Buffer): Promise<void>;
+}
+
+function isUnixPortBinding(b: unknown): b is UnixPortBinding {
+  const x = b as Partial<UnixPortBinding> | undefined;
+  return typeof x?.fd === "number" && x.poller instanceof EventEmitter && typeof x.poller.poll === "function" && typeof x.read === "function" && typeof x.write === "function";
+}
+
+const READABLE = 1;
+const WRITABLE = 2;
+
+function wouldBlock(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EAGAIN" || code === "EWOULDBLOCK" || code === "EINTR";
+}
+
+/** An error serialport's stream treats as the port going away (it closes with a disconnect). */
+function disconnected(e: unknown): Error {
+  const err = e instanceof Error ? e : new Error(String(e));
+  return Object.assign(err, { disconnect: true });
+}
+
 /**
- * serialport reads a port whose other end went away (a pty whose socat ended, some USB adapters) as an
- * endless run of zero-byte reads: a busy loop that allocates until the process runs out of memory, with no
- * close event. A zero-byte read on a non-blocking tty is end of file: make it an error, which serialport
- * turns into a disconnect (close), and the channel into ChannelClosedError. Unix only (Windows reads
- * differently); if the library's reader moved, the presence check of portLink remains.
+ * The port's reads and writes as non-blocking syscalls made in this thread when the port's poller reports
+ * it readable or writable. serialport makes each one an fs.read / fs.write in libuv's thread pool (a
+ * hand-off and a wake-up of another thread per syscall, and before every wait for "readable" a read in
+ * the pool that only comes back EAGAIN); the fd is already O_NONBLOCK, so the syscall itself never waits.
+ * A read that returned less than asked drained the tty, so the next one waits for "readable" first
+ * instead of failing with EAGAIN.
+ *
+ * Also: serialport reads a port whose other end went away (a pty whose socat ended, some USB adapters)
+ * as an endless run of zero-byte reads, a busy loop with no close event. A zero-byte read on a
+ * non-blocking tty is end of file: here it is an error, which serialport turns into a disconnect (close),
+ * and the channel into ChannelClosedError. Unix only (Windows reads through overlapped I/O); where the
+ * binding does not have the expected shape the library's own I/O stays, and portLink's presence check.
  */
-async function endReadsAtEof(port: SerialPort): Promise<void> {
-  if (process.platform === "win32" || !port.port) return;
-  let unixRead: typeof import("@serialport/bindings-cpp/dist/unix-read.js").unixRead;
-  try {
-    ({ unixRead } = await import("@serialport/bindings-cpp/dist/unix-read.js"));
-  } catch (e) {
-    debug("serial", "zero-byte read guard not installed", { error: errorMessage(e) });
+function nonBlockingIo(port: SerialPort): void {
+  const binding: unknown = port.port;
+  if (process.platform === "win32" || !isUnixPortBinding(binding)) {
+    if (process.platform !== "win32") debug("serial", "non-blocking I/O not installed: unexpected binding");
     return;
   }
-  const binding = port.port as Parameters<typeof unixRead>[0]["binding"];
-  const readOrEof = (fd: number, buffer: Buffer, offset: number, length: number, position: null): Promise<{ bytesRead: number; buffer: Buffer }> =>
-    new Promise((resolve, reject) =>
-      read(fd, buffer, offset, length, position, (e, bytesRead) => {
-        if (e) reject(e);
-        else if (bytesRead === 0) reject(Object.assign(new Error("end of file: the other end of the port went away"), { code: "EOF", errno: -1 }));
-        else resolve({ bytesRead, buffer });
-      }),
-    );
-  binding.read = (buffer: Buffer, offset: number, length: number) =>
-    unixRead({ binding, buffer, offset, length, fsReadAsync: readOrEof as Parameters<typeof unixRead>[0]["fsReadAsync"] });
+  const poller = binding.poller;
+  // The poller's own once() starts a poll for that one event only, dropping the other: a read waiting for
+  // "readable" while a write waits for "writable" would never hear of its data, and two ends both blocked
+  // writing would wait for each other for ever. So every wait polls for all the events being waited for.
+  let waiting = 0;
+  const ready = (event: "readable" | "writable"): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const bit = event === "readable" ? READABLE : WRITABLE;
+      EventEmitter.prototype.once.call(poller, event, (err: Error | null) => {
+        waiting &= ~bit;
+        if (err) reject(err);
+        else resolve();
+      });
+      waiting |= bit;
+      poller.poll(waiting);
+    });
+  const notOpen = (): Error => Object.assign(new Error("Port is not open"), { canceled: true });
+  let drained = false;
+  binding.read = async (buffer, offset, length) => {
+    for (;;) {
+      if (drained) {
+        await ready("readable");
+        drained = false;
+      }
+      if (binding.fd === null) throw notOpen();
+      let bytesRead: number;
+      try {
+        bytesRead = readSync(binding.fd, buffer, offset, length, null);
+      } catch (e) {
+        if (wouldBlock(e)) {
+          drained = true;
+          continue;
+        }
+        throw disconnected(e);
+      }
+      if (bytesRead === 0) throw disconnected(Object.assign(new Error("end of file: the other end of the port went away"), { code: "EOF" }));
+      drained = bytesRead < length;
+      return { bytesRead, buffer };
+    }
+  };
+  const writeAll = async (buffer: Buffer): Promise<void> => {
+    let done = 0;
+    while (done < buffer.length) {
+      if (binding.fd === null) throw new Error("Port is not open");
+      try {
+        done += writeSync(binding.fd, buffer, done, buffer.length - done);
+      } catch (e) {
+        if (!wouldBlock(e)) throw disconnected(e);
+        await ready("writable");
+      }
+    }
+  };
+  binding.write = (buffer) => {
+    // as the library's write: drain() awaits the write in progress
+    const op = writeAll(buffer).finally(() => {
+      if (binding.writeOperation === op) binding.writeOperation = null;
+    });
+    binding.writeOperation = op;
+    return op;
+  };
 }
 
 /** How often a port's device node is checked for having gone away (unplugged, or socat ended). */
