@@ -103,7 +103,14 @@ interface UnixPortBinding {
 
 function isUnixPortBinding(b: unknown): b is UnixPortBinding {
   const x = b as Partial<UnixPortBinding> | undefined;
-  return typeof x?.fd === "number" && x.poller instanceof EventEmitter && typeof x.poller.poll === "function" && typeof x.read === "function" && typeof x.write === "function";
+  return (
+    typeof x?.fd === "number" &&
+    x.poller instanceof EventEmitter &&
+    typeof x.poller.poll === "function" &&
+    typeof x.read === "function" &&
+    typeof x.write === "function" &&
+    "writeOperation" in x // drain() awaits it: the write below keeps it
+  );
 }
 
 const READABLE = 1;
@@ -133,30 +140,43 @@ function disconnected(e: unknown): Error {
  * non-blocking tty is end of file: here it is an error, which serialport turns into a disconnect (close),
  * and the channel into ChannelClosedError. Unix only (Windows reads through overlapped I/O); where the
  * binding does not have the expected shape the library's own I/O stays, and portLink's presence check.
+ * Exported for its tests.
  */
-function nonBlockingIo(port: SerialPort): void {
+export function nonBlockingIo(port: Pick<SerialPort, "port">): void {
   const binding: unknown = port.port;
   if (process.platform === "win32" || !isUnixPortBinding(binding)) {
     if (process.platform !== "win32") debug("serial", "non-blocking I/O not installed: unexpected binding");
     return;
   }
   const poller = binding.poller;
-  // The poller's own once() starts a poll for that one event only, dropping the other: a read waiting for
-  // "readable" while a write waits for "writable" would never hear of its data, and two ends both blocked
-  // writing would wait for each other for ever. So every wait polls for all the events being waited for.
+  const notOpen = (): Error => Object.assign(new Error("Port is not open"), { canceled: true });
+  // The poller's own once() restarts its uv_poll for that one event only, dropping the other: a read
+  // waiting for "readable" while a write waits for "writable" would never hear of its data, and two ends
+  // both blocked writing would wait for each other for ever. And after an event its native side watches
+  // every event ever asked for (a mask that only grows): a "writable" nobody waits for would fire at once
+  // after each read, or for ever while reads are paused with bytes unread. So the poll is set here, to
+  // exactly the events being waited for, at each wait and after each event (0 stops it).
   let waiting = 0;
   const ready = (event: "readable" | "writable"): Promise<void> =>
     new Promise((resolve, reject) => {
+      if (binding.fd === null) return reject(notOpen());
       const bit = event === "readable" ? READABLE : WRITABLE;
-      EventEmitter.prototype.once.call(poller, event, (err: Error | null) => {
+      const listener = (err: Error | null): void => {
         waiting &= ~bit;
-        if (err) reject(err);
-        else resolve();
-      });
+        if (err) return reject(err);
+        if (binding.fd !== null) poller.poll(waiting);
+        resolve();
+      };
+      EventEmitter.prototype.once.call(poller, event, listener);
       waiting |= bit;
-      poller.poll(waiting);
+      try {
+        poller.poll(waiting);
+      } catch (e) {
+        poller.off(event, listener);
+        waiting &= ~bit;
+        reject(disconnected(e));
+      }
     });
-  const notOpen = (): Error => Object.assign(new Error("Port is not open"), { canceled: true });
   let drained = false;
   binding.read = async (buffer, offset, length) => {
     for (;;) {
@@ -184,12 +204,15 @@ function nonBlockingIo(port: SerialPort): void {
     let done = 0;
     while (done < buffer.length) {
       if (binding.fd === null) throw new Error("Port is not open");
+      let n = 0;
       try {
-        done += writeSync(binding.fd, buffer, done, buffer.length - done);
+        n = writeSync(binding.fd, buffer, done, buffer.length - done);
       } catch (e) {
         if (!wouldBlock(e)) throw disconnected(e);
-        await ready("writable");
       }
+      // nothing written (EAGAIN, or a tty that takes no byte): wait, never spin
+      if (n === 0) await ready("writable");
+      done += n;
     }
   };
   binding.write = (buffer) => {
