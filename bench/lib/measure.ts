@@ -116,19 +116,30 @@ export async function measureThroughput(op: () => Promise<unknown>, o: { inFligh
   return r.done / (r.ms / 1000);
 }
 
-/** Wall time (ms) of a command run `runs` times (after `warmup` runs): the median and p90. */
-export async function measureCommand(cmd: string, args: string[], o: { runs?: number; warmup?: number; env?: NodeJS.ProcessEnv } = {}): Promise<LatencyStats & { failures: number }> {
+/**
+ * Wall time (ms) of a command run `runs` times (after `warmup` runs): the median and p90 of the runs that
+ * exited 0 (a failed run is counted in `failures`, its time left out). `args` may differ per run (e.g. a
+ * request id, as a real client makes a new one for each request).
+ */
+export async function measureCommand(
+  cmd: string,
+  args: string[] | ((run: number) => string[]),
+  o: { runs?: number; warmup?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<LatencyStats & { failures: number }> {
   let failures = 0;
+  let run = 0;
   const once = (): Promise<number> =>
     new Promise((resolve) => {
+      const argv = typeof args === "function" ? args(run++) : args;
       const t0 = performance.now();
-      const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], env: o.env ?? process.env });
+      const child = spawn(cmd, argv, { stdio: ["ignore", "ignore", "pipe"], env: o.env ?? process.env });
       let err = "";
       child.stderr.on("data", (d: Buffer) => (err += d.toString()));
       child.on("close", (code) => {
         if (code !== 0) {
           failures++;
-          if (failures === 1) process.stderr.write(`bench: ${cmd} ${args.join(" ")} exited ${code}: ${err.slice(0, 300)}\n`);
+          if (failures === 1) process.stderr.write(`bench: ${cmd} ${argv.join(" ")} exited ${code}: ${err.slice(0, 300)}\n`);
+          return resolve(NaN);
         }
         resolve(performance.now() - t0);
       });

@@ -47,10 +47,12 @@ export async function runCli(results: Results, quick: boolean): Promise<void> {
     if (mos.failures) results.note(`cli: ${mos.failures} of the MQTT mos call runs failed`);
     results.add({ suite: "cli", name: "mos call Sys.GetInfo over MQTT (cold)", value: mos.p50, unit: "ms", baselineName: "node -e 0", baseline: floor.p50, target: "<= 2" });
     if (await hasCommand("mosquitto_rr")) {
-      const reqFrame = JSON.stringify({ src: `${mqttAgent.id}/rpc-resp/rr`, dst: mqttAgent.id, id: 1_100_000_000_001, method: "Sys.GetInfo" });
+      // a new id for each request, as every client makes (the device drops a src and id it saw within 2 s
+      // as a duplicate delivery: transport/mqtt-device.ts)
+      const reqFrame = (run: number): string => JSON.stringify({ src: `${mqttAgent.id}/rpc-resp/rr`, dst: mqttAgent.id, id: 1_100_000_000_001 + run, method: "Sys.GetInfo" });
       const rr = await measureCommand(
         "mosquitto_rr",
-        ["-h", "127.0.0.1", "-p", String(broker.port), "-q", "1", "-t", `${mqttAgent.id}/rpc`, "-e", `${mqttAgent.id}/rpc-resp/rr/rpc`, "-m", reqFrame, "-W", "5"],
+        (run) => ["-h", "127.0.0.1", "-p", String(broker.port), "-q", "1", "-t", `${mqttAgent.id}/rpc`, "-e", `${mqttAgent.id}/rpc-resp/rr/rpc`, "-m", reqFrame(run), "-W", "5"],
         { runs, env },
       );
       if (rr.failures) results.note(`cli: ${rr.failures} mosquitto_rr runs failed`);

@@ -115,28 +115,33 @@ interface DeviceState {
   qos: 0 | 1 | 2;
   /** The src of the last request received: where frames without dst go. */
   lastRequester: string | undefined;
-  /** `src NUL id` of the last few requests and when they came (a ring), to drop duplicate deliveries. */
-  recent: string[];
-  recentAt: number[];
-  recentNext: number;
+  /** The last few requests, to drop duplicate deliveries. */
+  recent: RecentRequests;
 }
-
-const RECENT_REQUESTS = 8;
-const DUPLICATE_WINDOW_MS = 2000;
 
 /**
  * A broker that delivers once per matching subscription (some do, for `<id>/rpc` and `<id>/rpc/#`)
  * would run every request twice. mos never reuses an id (retries get new ones), so a request whose
- * src and id match one of the last few, within 2 s, is a duplicate delivery.
+ * src and id (`key`) match one of the last few (8), within 2 s, is a duplicate delivery.
  */
-function isDuplicate(state: DeviceState, key: string): boolean {
-  const now = Date.now();
-  const i = state.recent.indexOf(key);
-  if (i >= 0 && now - (state.recentAt[i] ?? 0) < DUPLICATE_WINDOW_MS) return true;
-  state.recent[state.recentNext] = key;
-  state.recentAt[state.recentNext] = now;
-  state.recentNext = (state.recentNext + 1) % RECENT_REQUESTS;
-  return false;
+export class RecentRequests {
+  static readonly SIZE = 8;
+  static readonly WINDOW_MS = 2000;
+  private readonly keys: string[] = [];
+  private readonly at: number[] = [];
+  private next = 0;
+
+  /** True when `key` came less than WINDOW_MS before `now` (then it is not recorded again). */
+  isDuplicate(key: string, now = Date.now()): boolean {
+    // every entry: the same key may be in the ring more than once, an old one first
+    for (let i = 0; i < this.keys.length; i++) {
+      if (this.keys[i] === key && now - this.at[i] < RecentRequests.WINDOW_MS) return true;
+    }
+    this.keys[this.next] = key;
+    this.at[this.next] = now;
+    this.next = (this.next + 1) % RecentRequests.SIZE;
+    return false;
+  }
 }
 
 /** One MQTT connection of a device end; the reconnect decorator makes the lasting channel out of these. */
@@ -192,7 +197,7 @@ class MqttDeviceConnection extends BaseChannel {
         return;
       }
       this.state.lastRequester = f.src;
-      if (isDuplicate(this.state, `${f.src}\u0000${String(f.id)}`)) {
+      if (this.state.recent.isDuplicate(`${f.src}\u0000${String(f.id)}`)) {
         debug("mqtt", "duplicate delivery dropped", { topic, method: f.method, id: String(f.id) });
         return;
       }
@@ -262,9 +267,7 @@ export async function startMqttDevice(o: MqttDeviceOptions): Promise<MqttDeviceL
     pubTopic: o.pubTopic ?? "%.*s/rpc",
     qos: o.qos ?? 1,
     lastRequester: undefined,
-    recent: [],
-    recentAt: [],
-    recentNext: 0,
+    recent: new RecentRequests(),
   };
   const timeoutMs = o.connectTimeoutMs ?? 30_000;
   const tls: MqttTls = { ...(o.tls ?? {}) };

@@ -11,7 +11,7 @@ import { type LogEvent, addLogSink } from "../../src/log.js";
 import type { Channel } from "../../src/rpc/channel.js";
 import { RpcClient } from "../../src/rpc/client.js";
 import { RpcServer } from "../../src/rpc/server.js";
-import { type MqttDeviceLink, startMqttDevice } from "../../src/transport/mqtt-device.js";
+import { type MqttDeviceLink, RecentRequests, startMqttDevice } from "../../src/transport/mqtt-device.js";
 import { connect, parseMqttPort, resolveTls } from "../../src/transport/mqtt.js";
 import { openChannel } from "../../src/transport/url.js";
 import { channelContract } from "../contract/channel-contract.js";
@@ -287,3 +287,24 @@ async function waitFor(cond: () => boolean, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+describe("mqtt device end: duplicate deliveries (RecentRequests)", () => {
+  it("a src and id seen within 2 s is a duplicate, however often it was seen before", () => {
+    const recent = new RecentRequests();
+    assert.equal(recent.isDuplicate("app\u00001", 0), false);
+    assert.equal(recent.isDuplicate("app\u00001", 100), true, "the second delivery right after the first");
+    assert.equal(recent.isDuplicate("app\u00002", 150), false, "another id");
+    // the same id again after the window: a new request, recorded again next to the old entry
+    assert.equal(recent.isDuplicate("app\u00001", 2500), false);
+    // its duplicate must be caught by the newer entry, not missed because the older one is stale
+    assert.equal(recent.isDuplicate("app\u00001", 2600), true);
+    assert.equal(recent.isDuplicate("other\u00001", 2600), false, "the same id from another src");
+  });
+
+  it("remembers the last 8 requests only", () => {
+    const recent = new RecentRequests();
+    for (let i = 0; i < RecentRequests.SIZE + 1; i++) assert.equal(recent.isDuplicate(`app\u0000${i}`, i), false);
+    assert.equal(recent.isDuplicate("app\u00000", 20), false, "pushed out by 8 later requests");
+    assert.equal(recent.isDuplicate(`app\u0000${RecentRequests.SIZE}`, 20), true);
+  });
+});
