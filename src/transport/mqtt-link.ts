@@ -2,7 +2,8 @@
  * The byte link under an MQTT session (mqtt-session.ts): TCP (`mqtt://`), TLS (`mqtts://`) or WebSocket
  * (`ws://`, `wss://`, subprotocol `mqtt`, binary messages only; the `ws` library is loaded only for those).
  * Writes are coalesced: the first packet of a tick is written at once, the ones after it in the same tick go
- * out together in one syscall (socket corked until the next tick); over WebSocket, one message per tick. The link reports to its session through `LinkEvents`.
+ * out together in one syscall (socket corked until the next tick); over WebSocket, one message per tick.
+ * The link reports to its session through `LinkEvents`.
  */
 import { type Socket, connect as netConnect } from "node:net";
 import type { ConnectionOptions } from "node:tls";

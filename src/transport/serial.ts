@@ -203,7 +203,7 @@ export function nonBlockingIo(port: Pick<SerialPort, "port">): void {
   const writeAll = async (buffer: Buffer): Promise<void> => {
     let done = 0;
     while (done < buffer.length) {
-      if (binding.fd === null) throw new Error("Port is not open");
+      if (binding.fd === null) throw notOpen();
       let n = 0;
       try {
         n = writeSync(binding.fd, buffer, done, buffer.length - done);
