@@ -31,8 +31,11 @@ export interface TransportFixture {
   kind: TransportKind;
   device: Device;
   raw: RawLink;
-  /** The far ends' process ids (agent, echo server): for CPU accounting and profiling. */
-  pids: { agent: number; echo: number };
+  /**
+   * The far ends' process ids (agent, echo server) and the broker's (0 without one), for CPU accounting
+   * and profiling.
+   */
+  pids: { agent: number; echo: number; broker: number };
   stop(): Promise<void>;
 }
 
@@ -64,7 +67,7 @@ export async function setupTransport(kind: TransportKind, o: { rttMs?: number } 
     };
     let device: Device;
     let raw: RawLink;
-    const pids = { agent: 0, echo: 0 };
+    const pids = { agent: 0, echo: 0, broker: 0 };
     if (kind === "serial") {
       if (oneWay) throw new Error("no delayed serial link (a pty is not TCP)");
       const devPty = await startPtyPair();
@@ -82,6 +85,7 @@ export async function setupTransport(kind: TransportKind, o: { rttMs?: number } 
     } else if (kind === "mqtt") {
       const broker = await startBroker();
       stops.push(broker.stop);
+      pids.broker = broker.pid ?? 0;
       const agent = await startAgent(["--http-listen", "off", "--set", "mqtt.enable=true", "--set", `mqtt.server=127.0.0.1:${broker.port}`]);
       stops.push(agent.stop);
       pids.agent = agent.proc.pid ?? 0;

@@ -7,10 +7,16 @@
  * 64 KB at 50 ms) and reported as a rate. Each size is moved once untimed (warm-up), then ROUNDS times,
  * remos and raw alternating, and the medians are compared (a single transfer of 1 MB takes a few ms: mostly
  * noise on a shared machine). Downloads read a file other than the one just uploaded (see moveAside).
+ *
+ * On loopback the CPU time of every process a transfer keeps busy (this one, the agent or echo server, and
+ * the broker over MQTT) is measured too and reported against the raw link's: with C cores a transfer that
+ * needs T ms of CPU cannot take less than T/C ms, which bounds the ratio this code can reach here.
  */
 import { randomBytes } from "node:crypto";
+import { cpus } from "node:os";
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../../src/errors.js";
+import { cpuTimeMsOf } from "../lib/cpu.js";
 import { TRANSPORTS, setupTransport, type TransportFixture } from "../lib/fixtures.js";
 import type { Results } from "../lib/report.js";
 
@@ -18,6 +24,13 @@ const MB = 1024 * 1024;
 
 /** Transfers of each size per figure: remos and the raw link alternate, and the medians are compared. */
 const ROUNDS = 5;
+
+const CORES = cpus().length;
+
+interface Run {
+  s: number;
+  cpuMs: number | undefined;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -28,6 +41,14 @@ async function timed(op: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await op();
   return (performance.now() - t0) / 1000;
+}
+
+/** Seconds `op` took, and the CPU time (ms) processes `pids` spent meanwhile (undefined where /proc cannot tell). */
+async function timedWithCpu(op: () => Promise<unknown>, pids: number[]): Promise<Run> {
+  const c0 = cpuTimeMsOf(pids);
+  const s = await timed(op);
+  const c1 = cpuTimeMsOf(pids);
+  return { s, cpuMs: c0 === undefined || c1 === undefined ? undefined : c1 - c0 };
 }
 
 /** Move `size` bytes over the raw link in `chunk`-byte messages with `window` in flight. */
@@ -74,23 +95,35 @@ async function oneTransport(results: Results, fx: TransportFixture, label: strin
     await get();
     await rawMove(fx, "get", size, tuning.chunkSize, tuning.window);
     // remos and the raw link alternate, ROUNDS times each; the medians are compared
-    const times = { put: [] as number[], get: [] as number[], rawPut: [] as number[], rawGet: [] as number[] };
+    const withBroker = (pid: number): number[] => [process.pid, pid, ...(fx.pids.broker ? [fx.pids.broker] : [])];
+    const remosPids = withBroker(fx.pids.agent);
+    const rawPids = withBroker(fx.pids.echo);
+    const runs = { put: [] as Run[], get: [] as Run[], rawPut: [] as Run[], rawGet: [] as Run[] };
     for (let round = 0; round < ROUNDS; round++) {
-      times.put.push(await timed(put));
-      times.rawPut.push(await timed(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window)));
+      runs.put.push(await timedWithCpu(put, remosPids));
+      runs.rawPut.push(await timedWithCpu(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window), rawPids));
       await moveAside();
-      times.get.push(await timed(get));
-      times.rawGet.push(await timed(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window)));
+      runs.get.push(await timedWithCpu(get, remosPids));
+      runs.rawGet.push(await timedWithCpu(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window), rawPids));
     }
-    const [putS, getS, rawPutS, rawGetS] = [times.put, times.get, times.rawPut, times.rawGet].map(median);
+    const seconds = (rs: Run[]): number => median(rs.map((r) => r.s));
+    const cpuMs = (rs: Run[]): number | undefined => (rs.every((r) => r.cpuMs !== undefined) ? median(rs.map((r) => r.cpuMs as number)) : undefined);
     const mbps = (s: number): number => size / s / MB;
     const note = `chunk ${tuning.chunkSize} B, window ${tuning.window}`;
-    for (const [op, v, raw, swRate] of [
-      ["put", mbps(putS), mbps(rawPutS), swPut],
-      ["get", mbps(getS), mbps(rawGetS), swGet],
+    const who = fx.pids.broker ? "client, far end and broker" : "client and far end";
+    for (const [op, mine, raw, swRate] of [
+      ["put", runs.put, runs.rawPut, swPut],
+      ["get", runs.get, runs.rawGet, swGet],
     ] as const) {
-      results.add({ suite: "transfer", name: `${label} ${op} ${name} vs raw link`, value: v, unit: "MB/s", baselineName: "raw link", baseline: raw, target: is50 ? undefined : ">= 0.5", note });
+      const [v, rawRate] = [mbps(seconds(mine)), mbps(seconds(raw))];
+      results.add({ suite: "transfer", name: `${label} ${op} ${name} vs raw link`, value: v, unit: "MB/s", baselineName: "raw link", baseline: rawRate, target: is50 ? undefined : ">= 0.5", note });
       results.add({ suite: "transfer", name: `${label} ${op} ${name} vs 512-byte stop-and-wait`, value: v, unit: "MB/s", baselineName: "512 B stop-and-wait", baseline: swRate, target: is50 ? ">= 20" : undefined, note });
+      const [cpu, rawCpu] = [cpuMs(mine), cpuMs(raw)];
+      if (is50 || cpu === undefined || rawCpu === undefined) continue;
+      results.add({ suite: "transfer", name: `${label} ${op} ${name}: CPU per transfer (${who})`, value: cpu, unit: "ms", baselineName: "raw link", baseline: rawCpu, note });
+      // with C cores, T ms of CPU take at least T/C ms: the best rate this CPU cost allows, against the raw link's
+      const best = (size / MB / (cpu / 1000 / CORES)) / rawRate;
+      results.note(`transfer ${label} ${op} ${name}: ${cpu.toFixed(0)} ms of CPU per transfer on ${CORES} cores allows at most ${best.toFixed(2)}x the raw link's rate (measured ${(v / rawRate).toFixed(2)}x)`);
     }
   }
 }
