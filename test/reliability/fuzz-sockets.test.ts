@@ -1,9 +1,10 @@
 /**
- * Real-socket fuzzing of a device agent's receive paths (a smaller number of cases per transport than the
- * pure-parser fuzz): garbage and truncated HTTP requests, an oversized body, a slow client that trickles its
- * headers, broken WebSocket frames after a good upgrade, garbage MQTT payloads through mosquitto, garbage
- * and non-ASCII bytes on a serial pty. Throughout, a well-behaved client keeps calling the same device and
- * every one of its calls must succeed.
+ * Real-socket fuzzing of a device agent's receive paths, 10,000 cases per transport: garbage and truncated
+ * HTTP requests, broken WebSocket frames after a good upgrade, garbage MQTT payloads through mosquitto,
+ * garbage and non-ASCII bytes on a serial pty; plus an oversized HTTP body and a slow client that trickles
+ * its headers. Throughout, a well-behaved client keeps calling the same device and every one of its calls
+ * must succeed. HTTP and WS cases each open their own connection and half-close it after their bytes (the
+ * device reads all of them, then closes), BATCH of them at once per fast-check run.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -17,6 +18,11 @@ import { connect, type Device } from "../../src/api/device.js";
 import { type DeviceAgent, startDevice } from "../../src/device/agent.js";
 import { type MosquittoBroker, mosquittoSkipReason, startMosquitto } from "../helpers/mosquitto.js";
 import { type PtyPair, socatMissing, startPtyPair } from "../helpers/pty.js";
+
+/** Cases per transport. */
+const CASES = 10_000;
+/** HTTP and WS cases sent at once (each on its own connection) per fast-check run. */
+const BATCH = 25;
 
 /** Calls RPC.Ping in a loop until stopped; every call must succeed. */
 function keepCalling(dev: Device): { stop(): Promise<number> } {
@@ -37,8 +43,11 @@ function keepCalling(dev: Device): { stop(): Promise<number> } {
   };
 }
 
-/** Send bytes on a fresh TCP connection and wait (bounded) for the peer to answer or close. */
-function sendRaw(port: number, data: Buffer | string, waitMs = 300): Promise<string> {
+/**
+ * Send bytes on a fresh TCP connection and half-close it, so the peer reads every byte and then closes;
+ * resolves with what it answered once it has closed, or after `waitMs` (a bound: the socket is destroyed).
+ */
+function sendRaw(port: number, data: Buffer | string, waitMs = 2000): Promise<string> {
   return new Promise((resolve) => {
     const s: Socket = tcpConnect({ port, host: "127.0.0.1" });
     let got = "";
@@ -51,8 +60,13 @@ function sendRaw(port: number, data: Buffer | string, waitMs = 300): Promise<str
     s.on("data", (d: Buffer) => (got += d.toString("latin1")));
     s.on("error", done);
     s.on("close", done);
-    s.on("connect", () => s.write(data));
+    s.on("connect", () => s.end(data));
   });
+}
+
+/** A batch of BATCH inputs from `input`: one fast-check run sends them all at once. */
+function batchOf<T>(input: fc.Arbitrary<T>): fc.Arbitrary<T[]> {
+  return fc.array(input, { minLength: BATCH, maxLength: BATCH });
 }
 
 describe("fuzz over real sockets: HTTP and WS", () => {
@@ -78,18 +92,20 @@ describe("fuzz over real sockets: HTTP and WS", () => {
     const req = (body: string, extra = ""): string => `POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(
-          fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
-          fc.string({ maxLength: 200 }).map((s) => req(s)),
-          fc.integer({ min: 1, max: frame.length - 1 }).map((n) => req(frame).slice(0, -n)),
-          fc.json().map((j) => req(j)),
-          fc.string({ maxLength: 40 }).map((s) => `GET /rpc/${s} HTTP/1.1\r\nHost: x\r\n\r\n`),
+        batchOf(
+          fc.oneof(
+            fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
+            fc.string({ maxLength: 200 }).map((s) => req(s)),
+            fc.integer({ min: 1, max: frame.length - 1 }).map((n) => req(frame).slice(0, -n)),
+            fc.json().map((j) => req(j)),
+            fc.string({ maxLength: 40 }).map((s) => `GET /rpc/${s} HTTP/1.1\r\nHost: x\r\n\r\n`),
+          ),
         ),
-        async (data) => {
-          await sendRaw(port, data, 150);
+        async (batch) => {
+          await Promise.all(batch.map((data) => sendRaw(port, data)));
         },
       ),
-      { numRuns: 150 },
+      { numRuns: CASES / BATCH },
     );
     // An oversized body is refused (413) without taking the device down.
     const big = await sendRaw(port, `POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Length: ${4 * 1024 * 1024}\r\n\r\n` + "x".repeat(2 * 1024 * 1024), 2000);
@@ -116,7 +132,7 @@ describe("fuzz over real sockets: HTTP and WS", () => {
       "GET /rpc HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(
+        batchOf(fc.oneof(
           fc.uint8Array({ minLength: 1, maxLength: 200 }).map((a) => Buffer.from(a)),
           // Unmasked client frame (a protocol error), a huge declared length, a bad opcode, bad UTF-8 text.
           fc.constant(Buffer.from([0x81, 0x05, 0x68, 0x65, 0x6c, 0x6c, 0x6f])),
@@ -127,12 +143,12 @@ describe("fuzz over real sockets: HTTP and WS", () => {
             const p = Buffer.from(j);
             return p.length < 126 ? Buffer.concat([Buffer.from([0x81, 0x80 | p.length, 0, 0, 0, 0]), p]) : Buffer.from([0x88, 0x80, 0, 0, 0, 0]);
           }),
-        ),
-        async (frame) => {
-          await sendRaw(port, Buffer.concat([Buffer.from(upgrade), frame]), 100);
+        )),
+        async (batch) => {
+          await Promise.all(batch.map((frame) => sendRaw(port, Buffer.concat([Buffer.from(upgrade), frame]))));
         },
       ),
-      { numRuns: 100 },
+      { numRuns: CASES / BATCH },
     );
     assert.ok(await calls.stop() > 0);
     assert.ok(await dev.call("RPC.Ping"));
@@ -176,16 +192,17 @@ describe("fuzz over real sockets: MQTT", () => {
         fc.asyncProperty(
           fc.oneof(fc.constant("fuzzdev/rpc"), fc.string({ maxLength: 20 }).map((s) => `fuzzdev/rpc/${s.replace(/[#+\0]/g, "")}`)),
           fc.oneof(
-            fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-            fc.json().map((j) => Buffer.from(j)),
-            fc.constant(Buffer.from(JSON.stringify({ id: 7, method: "RPC.Ping" }))), // no src: dropped
-            fc.constant(Buffer.from(JSON.stringify({ id: 8, src: "fuzz/evil", method: "RPC.Ping", params: "x".repeat(300_000) }))),
+            { arbitrary: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), weight: 40 },
+            { arbitrary: fc.json().map((j) => Buffer.from(j)), weight: 40 },
+            { arbitrary: fc.constant(Buffer.from(JSON.stringify({ id: 7, method: "RPC.Ping" }))), weight: 10 }, // no src: dropped
+            // above the device's frame limit (rare: each is 300 KB through the broker)
+            { arbitrary: fc.constant(Buffer.from(JSON.stringify({ id: 8, src: "fuzz/evil", method: "RPC.Ping", params: "x".repeat(300_000) }))), weight: 1 },
           ),
           async (topic, payload) => {
             await evil.publishAsync(topic, payload, { qos: 1 });
           },
         ),
-        { numRuns: 200 },
+        { numRuns: CASES },
       );
       assert.ok(await calls.stop() > 0);
       assert.ok(await dev.call("RPC.Ping"));
@@ -218,16 +235,17 @@ describe("fuzz over real sockets: serial", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(
-          fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
-          fc.string({ unit: "grapheme", maxLength: 50 }).map((s) => Buffer.from(`{"id":1,"src":"x","method":"${s}"}\n`)),
-          fc.constant(Buffer.from(`{"x":"${"a".repeat(6000)}"}\n`)),
-          fc.constant(randomBytes(64)),
+          { arbitrary: fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)), weight: 40 },
+          { arbitrary: fc.string({ unit: "grapheme", maxLength: 50 }).map((s) => Buffer.from(`{"id":1,"src":"x","method":"${s}"}\n`)), weight: 40 },
+          // above the UART's 4 KB frame limit (rare: each is 6 KB through the pty)
+          { arbitrary: fc.constant(Buffer.from(`{"x":"${"a".repeat(6000)}"}\n`)), weight: 2 },
+          { arbitrary: fc.constant(randomBytes(64)), weight: 10 },
         ),
         async (data) => {
           await new Promise<void>((r, j) => raw.write(data, (e) => (e ? j(e) : r())));
         },
       ),
-      { numRuns: 100 },
+      { numRuns: CASES },
     );
     // The SerialPort itself: close() releases the port's lock (destroy() alone does not, at once).
     await new Promise<void>((r) => (raw as unknown as { close(cb: () => void): void }).close(() => r()));
