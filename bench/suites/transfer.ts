@@ -13,7 +13,7 @@
  * needs T ms of CPU cannot take less than T/C ms, which bounds the ratio this code can reach here.
  */
 import { randomBytes } from "node:crypto";
-import { cpus } from "node:os";
+import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import { errorMessage } from "../../src/errors.js";
 import { cpuTimeMsOf } from "../lib/cpu.js";
@@ -25,7 +25,8 @@ const MB = 1024 * 1024;
 /** Transfers of each size per figure: remos and the raw link alternate, and the medians are compared. */
 const ROUNDS = 5;
 
-const CORES = cpus().length;
+/** The CPUs this process may run on (its affinity), for the bound a transfer's CPU time sets. */
+const CORES = availableParallelism();
 
 interface Run {
   s: number;
