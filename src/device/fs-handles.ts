@@ -5,7 +5,10 @@
  * stats the host path and compares device and inode with the handle's (a file removed, renamed over,
  * replaced or swapped for a symlink since is opened afresh, through the full path check). At most
  * `max` handles are kept (least recently used go first); a handle unused for `idleMs` is closed. Handles
- * in use are closed only when their last user is done.
+ * in use are closed only when their last user is done. Requests that find nothing kept while another one
+ * is opening the same file (the first window of a download: up to 8 FS.Get at once) wait for that open and
+ * share its handle, instead of each opening, checking and closing the file on its own; if that open fails,
+ * each opens the file itself (so each gets its own error).
  */
 import { type Stats, fstatSync, statSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
@@ -68,6 +71,8 @@ function fileKey(stats: Stats): string {
 export class FsHandles {
   private readonly entries = new Map<string, Entry>();
   private readonly files = new Map<string, FileWrites>();
+  /** Opens under way, by key: resolves with the kept entry, or undefined when that open failed. */
+  private readonly opening = new Map<string, Promise<Entry | undefined>>();
   private readonly max: number;
   private readonly idleMs: number;
   private sweeper: NodeJS.Timeout | undefined;
@@ -91,31 +96,57 @@ export class FsHandles {
     const key = keyOf(mode, root, name); // refuses bad names even when a handle is kept
     const kept = this.entries.get(key);
     if (kept !== undefined) {
-      // Synchronous on purpose: a stat of a local path takes microseconds, a round trip through libuv's
-      // thread pool costs more than that in wakeups (it was the agent's biggest per-chunk cost).
-      let st: Stats | undefined;
-      try {
-        st = statSync(kept.path);
-      } catch {
-        st = undefined;
-      }
-      if (st !== undefined && !kept.dropped && st.ino === kept.ino && st.dev === kept.dev && st.isFile()) return this.lend(kept, st);
+      const st = this.stillLeadsTo(kept);
+      if (st !== undefined) return this.lend(kept, st);
       this.drop(kept);
     }
-    const path = await root.resolve(name);
-    const fh = await opener(path);
+    const shared = this.opening.get(key);
+    if (shared !== undefined) {
+      const e = await shared;
+      const st = e === undefined ? undefined : this.stillLeadsTo(e);
+      if (e !== undefined && st !== undefined) return this.lend(e, st);
+    }
+    let settle: (e: Entry | undefined) => void = () => undefined;
+    const mine = new Promise<Entry | undefined>((resolve) => (settle = resolve));
+    if (shared === undefined) this.opening.set(key, mine);
+    try {
+      const path = await root.resolve(name);
+      const fh = await opener(path);
+      let st: Stats;
+      try {
+        st = await fh.stat();
+      } catch (e) {
+        await fh.close().catch(() => undefined);
+        throw e;
+      }
+      if (!st.isFile()) {
+        await fh.close().catch(() => undefined);
+        return { notAFile: true };
+      }
+      const e = this.keep(key, path, fh, st);
+      settle(e);
+      return this.lend(e, st);
+    } finally {
+      settle(undefined); // no effect once settled with the entry
+      if (this.opening.get(key) === mine) this.opening.delete(key);
+    }
+  }
+
+  /**
+   * The file's stat when the entry's name still leads to the file its handle has open (not dropped, same
+   * device and inode, a regular file), else undefined. Synchronous on purpose: a stat of a local path takes
+   * microseconds, a round trip through libuv's thread pool costs more than that in wake-ups (it was the
+   * agent's biggest per-chunk cost).
+   */
+  private stillLeadsTo(e: Entry): Stats | undefined {
+    if (e.dropped) return undefined;
     let st: Stats;
     try {
-      st = await fh.stat();
-    } catch (e) {
-      await fh.close().catch(() => undefined);
-      throw e;
+      st = statSync(e.path);
+    } catch {
+      return undefined;
     }
-    if (!st.isFile()) {
-      await fh.close().catch(() => undefined);
-      return { notAFile: true };
-    }
-    return this.lend(this.keep(key, path, fh, st), st);
+    return st.ino === e.ino && st.dev === e.dev && st.isFile() ? st : undefined;
   }
 
   /**

@@ -148,4 +148,75 @@ describe("FsHandles", () => {
     assert.deepEqual(d, { notAFile: true });
     handles.closeAll();
   });
+
+  it("concurrent requests for a file that is not kept share one open", async () => {
+    const root = new FsRoot(dir);
+    const handles = new FsHandles({ max: 4, idleMs: 10_000 });
+    let opens = 0;
+    const opener = (p: string) => {
+      opens++;
+      return open(p, "r");
+    };
+    const got = await Promise.all(Array.from({ length: 8 }, (_, i) => handles.acquire(root, i % 2 ? "f1" : "./f1", "read", opener)));
+    assert.equal(opens, 1);
+    const lent = got.map((g) => {
+      assert.ok(!("notAFile" in g));
+      return g;
+    });
+    assert.ok(lent.every((g) => g.fh === lent[0].fh));
+    for (const g of lent) await g.release();
+    const buf = Buffer.alloc(6);
+    await lent[0].fh.read(buf, 0, 6, 0); // kept: still open after every user released it
+    assert.equal(buf.toString(), "file 1");
+    handles.closeAll();
+  });
+
+  it("when the shared open fails, each waiting request opens the file itself and gets its own error", async () => {
+    const root = new FsRoot(dir);
+    const handles = new FsHandles({ max: 4, idleMs: 10_000 });
+    const failing = (tag: string) => async (): Promise<never> => {
+      await sleep(5);
+      throw new Error(`open failed for ${tag}`);
+    };
+    const results = await Promise.allSettled(["a", "b", "c"].map((tag) => handles.acquire(root, "f2", "read", failing(tag))));
+    assert.deepEqual(
+      results.map((r) => (r.status === "rejected" ? (r.reason as Error).message : "fulfilled")),
+      ["open failed for a", "open failed for b", "open failed for c"],
+    );
+    // a directory is refused for every request sharing the open
+    const dirs = await Promise.all([0, 1, 2].map(() => handles.acquire(root, ".", "read", (p) => open(p, "r"))));
+    assert.deepEqual(dirs, [{ notAFile: true }, { notAFile: true }, { notAFile: true }]);
+    // and a file that works afterwards is opened normally
+    const ok = await handles.acquire(root, "f2", "read", (p) => open(p, "r"));
+    assert.ok(!("notAFile" in ok));
+    await ok.release();
+    handles.closeAll();
+  });
+
+  it("a request waiting on a shared open of a file replaced meanwhile opens the new file", async () => {
+    const root = new FsRoot(dir);
+    const handles = new FsHandles({ max: 4, idleMs: 10_000 });
+    await writeFile(join(dir, "swap"), "old!!!");
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = handles.acquire(root, "swap", "read", async (p) => {
+      const fh = await open(p, "r");
+      await gate; // the file is replaced while this open is under way
+      return fh;
+    });
+    const second = handles.acquire(root, "swap", "read", (p) => open(p, "r"));
+    await sleep(10);
+    await writeFile(join(dir, "swap.new"), "new!!!");
+    await rename(join(dir, "swap.new"), join(dir, "swap"));
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    assert.ok(!("notAFile" in a) && !("notAFile" in b));
+    assert.notEqual(a.fh, b.fh);
+    const buf = Buffer.alloc(6);
+    await b.fh.read(buf, 0, 6, 0);
+    assert.equal(buf.toString(), "new!!!");
+    await a.release();
+    await b.release();
+    handles.closeAll();
+  });
 });
