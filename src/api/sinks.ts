@@ -6,11 +6,11 @@
  *
  * FileSink writes to `<path>.part` and renames it over `<path>` only when complete (after fsync), so a
  * partial download never looks like the real file; the next download of the same path resumes from the
- * `.part` file's size.
+ * `.part` file's size. It hashes what it writes in offset order too: only a resumed `.part` file's prefix
+ * is read back (once, at open), never the whole download at its end.
  */
 import { constants } from "node:buffer";
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { IoError } from "../errors.js";
@@ -39,17 +39,30 @@ function ioError(what: string, e: unknown): IoError {
   return new IoError(`${what}: ${(e as Error).message}`, { cause: e });
 }
 
+/** Reads a resumed file's first `length` bytes into `order` (1 MiB at a time); stops early at its end. */
+async function hashPrefix(handle: FileHandle, length: number, order: InOrder): Promise<void> {
+  const piece = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+  while (order.next < length) {
+    const { bytesRead } = await handle.read(piece, 0, Math.min(piece.length, length - order.next), order.next);
+    if (bytesRead === 0) return;
+    order.add(order.next, piece.subarray(0, bytesRead)); // in order, so hashed at once (not held)
+  }
+}
+
 export class FileSink implements GetSink {
   readonly path: string;
   readonly partPath: string;
   private handle: FileHandle;
   private startAt: number;
+  /** What is written, hashed in offset order from 0 (a resumed prefix first). */
+  private order: InOrder;
 
-  private constructor(path: string, handle: FileHandle, start: number) {
+  private constructor(path: string, handle: FileHandle, start: number, order: InOrder) {
     this.path = path;
     this.partPath = path + ".part";
     this.handle = handle;
     this.startAt = start;
+    this.order = order;
   }
 
   /** Open `<path>.part`; with `resume` (default true) keep what it holds and continue after it. */
@@ -66,7 +79,14 @@ export class FileSink implements GetSink {
     } catch (e) {
       throw ioError(`cannot write ${part}`, e);
     }
-    return new FileSink(path, handle, start);
+    const order = new InOrder();
+    try {
+      if (start > 0) await hashPrefix(handle, start, order);
+    } catch (e) {
+      await handle.close().catch(() => undefined);
+      throw ioError(`cannot read ${part}`, e);
+    }
+    return new FileSink(path, handle, order.next, order);
   }
 
   get start(): number {
@@ -83,16 +103,19 @@ export class FileSink implements GetSink {
     } catch (e) {
       throw ioError(`cannot write ${this.partPath}`, e);
     }
+    this.order.add(offset, data);
   }
 
   async restart(): Promise<void> {
     this.startAt = 0;
+    this.order = new InOrder();
     await this.handle.truncate(0).catch((e: unknown) => {
       throw ioError(`cannot truncate ${this.partPath}`, e);
     });
   }
 
   async finish(size: number): Promise<void> {
+    if (!this.order.complete(size)) throw new IoError(`wrote ${this.order.next} of ${size} bytes in order to ${this.partPath}`);
     try {
       await this.handle.truncate(size);
       await this.handle.sync();
@@ -117,13 +140,7 @@ export class FileSink implements GetSink {
   }
 
   async sha256(): Promise<string> {
-    const h = createHash("sha256");
-    try {
-      for await (const chunk of createReadStream(this.partPath)) h.update(chunk as Buffer);
-    } catch (e) {
-      throw ioError(`cannot read ${this.partPath}`, e);
-    }
-    return h.digest("hex");
+    return this.order.sha256();
   }
 
   /** Remove a leftover `.part` file. */
