@@ -211,7 +211,7 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
   const resumedFrom = start;
   let chunks: Chunk[];
   if (start === 0) {
-    sent = new InOrder();
+    sent = new InOrder(size);
     // The first call truncates the file; only then may chunks at offset > 0 ("r+") go out, in any order.
     // With a window, that call carries only the first few bytes (a short round trip instead of a whole
     // chunk's before the window opens); chunk boundaries stay at multiples of the chunk size.
@@ -225,7 +225,7 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
     { window: t.window, attempts: t.attempts, signal: o.signal, phase: "put", total: size, already: start, onProgress: o.onProgress },
     (c) => putChunk(c.offset, c.length).then(() => undefined),
   );
-  const sha = sent?.complete(size) ? sent.sha256() : (await hashPrefix(src, size, { signal: o.signal })).sha256;
+  const sha = sent?.complete(size) ? await sent.sha256() : (await hashPrefix(src, size, { signal: o.signal })).sha256;
 
   const verify = o.verify ?? "auto";
   let verified: TransferResult["verified"] = "none";
@@ -329,6 +329,7 @@ export async function getInto(core: DeviceCore, filename: string, sink: GetSink,
   const verifySha = (o.verify ?? "auto") !== "none" && t.fsSha256;
   const remote = verifySha ? fsSha256(core, filename, {}, callOpts) : undefined;
   remote?.catch(() => undefined); // awaited below
+  sink.expectSize?.(size);
   await deliver(sink, start, first, first.length, size);
   await pumpChunks(
     chunksOf(start + first.length, size, t.chunkSize),

@@ -10,11 +10,11 @@
  * is read back (once, at open), never the whole download at its end.
  */
 import { constants } from "node:buffer";
-import { createHash } from "node:crypto";
 import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { IoError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
+import { Sha256Stream } from "./sha256-stream.js";
 
 /** Where FS.Get data goes. `start` is how much is already there (resume). */
 export interface GetSink {
@@ -26,6 +26,8 @@ export interface GetSink {
   finish(size: number): Promise<void>;
   /** SHA-256 (hex) of the whole content, after finish. */
   sha256(): Promise<string>;
+  /** Optional: the file's size, told once it is known (before the first chunk is written). */
+  expectSize?(size: number): void;
   /** Called once the content is verified (a file sink moves it into place). */
   commit?(): Promise<void>;
   /**
@@ -106,6 +108,10 @@ export class FileSink implements GetSink {
     this.order.add(offset, data);
   }
 
+  expectSize(size: number): void {
+    this.order.expect(size);
+  }
+
   async restart(): Promise<void> {
     this.startAt = 0;
     this.order = new InOrder();
@@ -165,6 +171,10 @@ export class OrderedStreamSink implements GetSink {
     }
   }
 
+  expectSize(size: number): void {
+    this.order.expect(size);
+  }
+
   async restart(): Promise<void> {
     throw new IoError("cannot restart a download to a stream");
   }
@@ -202,6 +212,10 @@ export class CompareSink implements GetSink {
     this.order.add(offset, data);
   }
 
+  expectSize(size: number): void {
+    this.order.expect(size);
+  }
+
   async restart(): Promise<void> {
     this.firstDiff = Infinity;
     this.order = new InOrder();
@@ -233,6 +247,9 @@ export class MemorySink implements GetSink {
   private size = 0;
   private out: Buffer | undefined;
 
+  expectSize(size: number): void {
+    this.order.expect(size);
+  }
   async write(offset: number, data: Buffer): Promise<void> {
     this.parts.set(offset, data);
     this.order.add(offset, data);
@@ -280,7 +297,17 @@ export class MemorySink implements GetSink {
 export class InOrder {
   next = 0;
   private readonly held = new Map<number, Buffer>();
-  private readonly hash = createHash("sha256");
+  private hash: Sha256Stream;
+
+  /** `expectedSize`: the whole stream's size when known (a big one is hashed on a worker thread). */
+  constructor(expectedSize = 0) {
+    this.hash = new Sha256Stream(expectedSize);
+  }
+
+  /** The size became known before anything was hashed: let it decide where the hashing runs. */
+  expect(size: number): void {
+    if (this.next === 0 && this.held.size === 0) this.hash = new Sha256Stream(size);
+  }
 
   /** Take a chunk; returns the chunks now in order (possibly none), already hashed. */
   add(offset: number, data: Buffer): Buffer[] {
@@ -302,7 +329,7 @@ export class InOrder {
     return this.next === size && this.held.size === 0;
   }
 
-  sha256(): string {
-    return this.hash.digest("hex");
+  sha256(): Promise<string> {
+    return this.hash.digest();
   }
 }

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, describe, it } from "node:test";
+import { OFFLOAD_MIN_BYTES } from "../../src/api/sha256-stream.js";
 import { chunkSizeFor, chunksOf, LEGACY_CHUNK_SIZE } from "../../src/api/transfer.js";
 import { DeviceError, RpcError, VerifyError } from "../../src/errors.js";
 import { type Fake, type FakeOptions, startFake } from "./fake-fs-device.js";
@@ -253,6 +254,39 @@ describe("put/get on a remos device (FS.Sha256)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("big transfers (hashed on the worker thread) verify through every sink and still catch a changed byte", async () => {
+    const f = fake({ sha256: true });
+    const data = randomBytes(OFFLOAD_MIN_BYTES + 100_001);
+    const up = await f.device.fs.put("w.bin", data);
+    assert.equal(up.verified, "sha256");
+    assert.equal(up.sha256, createHash("sha256").update(data).digest("hex"));
+    assert.ok((await f.device.fs.get("w.bin")).equals(data));
+    const dir = mkdtempSync(join(tmpdir(), "remos-big-"));
+    try {
+      const out = join(dir, "w.bin");
+      assert.equal((await f.device.fs.download("w.bin", out)).verified, "sha256");
+      assert.ok(readFileSync(out).equals(data));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const stream = new PassThrough();
+    let streamed = 0;
+    stream.on("data", (d: Buffer) => (streamed += d.length));
+    assert.equal((await f.device.fs.getToStream("w.bin", stream)).verified, "sha256");
+    assert.equal(streamed, data.length);
+    const bad = fake({
+      sha256: true,
+      inject: (m, p) => {
+        if (m === "FS.Put" && Number(p.offset) > OFFLOAD_MIN_BYTES) {
+          const b = Buffer.from(String(p.data), "base64");
+          b[0] ^= 0x01;
+          p.data = b.toString("base64");
+        }
+      },
+    });
+    await assert.rejects(bad.device.fs.put("w.bin", data), VerifyError);
   });
 
   it("streams a windowed download in order", async () => {
