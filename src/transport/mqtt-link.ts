@@ -47,7 +47,7 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
     // The first packet of a tick goes out at once (a lone publish waits for nothing); the ones after it in
     // the same tick are corked and leave together on the next tick.
     write: (buf, done) => {
-      beforeWrite();
+      beforeWrite(buf.length);
       socket.write(buf, done);
     },
     end: () => socket.end(),

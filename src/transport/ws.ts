@@ -60,7 +60,7 @@ function messageBytes(data: WebSocket.RawData): Buffer {
 export class WsChannel extends BaseChannel {
   private readonly ws: WebSocket;
   /** Called before each send: coalesces the frames of a tick (coalesce.ts); none without the socket. */
-  private readonly beforeWrite: (() => void) | undefined;
+  private readonly beforeWrite: ((bytes: number) => void) | undefined;
   private backlog: string[] | undefined;
   private draining = false;
 
@@ -68,7 +68,8 @@ export class WsChannel extends BaseChannel {
    * `early`: messages already received on `ws` before this channel was made (see openSocket). `socket`:
    * the connection under `ws`; when given, the first frame of a tick is written at once and the socket is
    * corked at the second until the microtask queue drains, so a burst of frames (the answers to one read)
-   * leaves in two writes instead of one each, and a lone frame waits for nothing.
+   * leaves in two writes instead of one each, and a lone frame waits for nothing; a big frame (a transfer
+   * chunk) is never held back (coalesce.ts).
    */
   constructor(ws: WebSocket, info: ChannelInfo, early: string[] = [], socket?: Writable) {
     super(info);
@@ -115,7 +116,7 @@ export class WsChannel extends BaseChannel {
    */
   protected sendText(text: string | Buffer): Promise<void> {
     if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new ChannelClosedError(`WebSocket to ${this.info.peer} is not open`));
-    this.beforeWrite?.();
+    this.beforeWrite?.(text.length);
     try {
       this.ws.send(text, SEND_OPTIONS);
     } catch (e) {
