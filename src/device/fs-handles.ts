@@ -114,7 +114,7 @@ export class FsHandles {
       const fh = await opener(path);
       let st: Stats;
       try {
-        st = await fh.stat();
+        st = fstatSync(fh.fd);
       } catch (e) {
         await fh.close().catch(() => undefined);
         throw e;

@@ -16,8 +16,8 @@
  *   supported: the remos device has one file system per firmware slot".
  */
 import { createHash } from "node:crypto";
-import { type Stats, constants } from "node:fs";
-import { type FileHandle, mkdir, open, readdir, rename, rmdir, stat, unlink } from "node:fs/promises";
+import { type Stats, constants, fstatSync, statSync } from "node:fs";
+import { type FileHandle, mkdir, open, readdir, rename, rmdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { RpcError } from "../../errors.js";
 import { debug } from "../../log.js";
@@ -109,10 +109,11 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
       return []; // the firmware answers [] when opendir fails
     }
     if (!ext) return names;
+    // one stat per entry, synchronous: a pool trip each would cost more than the stat (see fsroot.ts)
     const out: { name: string; size: number }[] = [];
     for (const name of names) {
       try {
-        out.push({ name, size: (await stat(join(dir, name))).size });
+        out.push({ name, size: statSync(join(dir, name)).size });
       } catch {
         // entries whose stat fails are skipped, as in the firmware
       }
@@ -227,10 +228,13 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
     } else {
       const path = await root.resolve(filename);
       const fh = await opener(path);
-      const st = await fh.stat().catch(async (e: unknown) => {
+      let st: Stats;
+      try {
+        st = fstatSync(fh.fd);
+      } catch (e) {
         await fh.close();
         throw e;
-      });
+      }
       if (!st.isFile()) {
         await fh.close();
         throw notAFile();
