@@ -178,6 +178,19 @@ export class FsHandles {
   }
 
   /**
+   * The same without opening the file: the digest and size of an upload whose write handle is kept and
+   * whose name still leads to the file that handle has open (the FS.Sha256 that ends an upload).
+   */
+  uploadedSha256Now(root: FsRoot, name: string): { sha256: string; size: number } | undefined {
+    const e = this.entries.get(keyOf("write", root, name));
+    if (e === undefined || e.digest === undefined) return undefined;
+    const st = this.stillLeadsTo(e);
+    if (st === undefined) return undefined;
+    const sha256 = this.uploadedSha256(root, name, st);
+    return sha256 === undefined ? undefined : { sha256, size: st.size };
+  }
+
+  /**
    * Every FS.Put write through a lent handle goes between writeStarting() and the function it returns,
    * called with the bytes written in full at `offset` (undefined: the write failed or was short). A write
    * that does not go through the file's running digest (another name for the file, a whole-file FS.Put, an

@@ -156,14 +156,20 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
 
   server.addHandler("FS.Sha256", async (params, ctx) => {
     const root = deps.root();
-    const { fh, size, offset, len, stats, release } = await openRange(handles, root, "FS.Sha256", params);
-    try {
-      // The whole file just uploaded: the upload hashed it as it wrote it (device/write-digest.ts).
-      const uploaded = offset === 0 && len === size ? handles.uploadedSha256(root, str(asParams(params), "filename") ?? "", stats) : undefined;
-      if (uploaded !== undefined) {
-        debug("device", "FS.Sha256: answered from the upload's running digest", { size });
-        return { sha256: uploaded, size, offset, len };
+    const p = asParams(params);
+    const name = str(p, "filename");
+    if (name !== undefined && num(p, "offset", 0) === 0) {
+      // The whole file just uploaded, whose write handle is kept: the upload hashed it as it wrote it
+      // (device/write-digest.ts), so the check that ends an upload needs no open and no read.
+      const up = handles.uploadedSha256Now(root, name);
+      const asked = num(p, "len", -1);
+      if (up !== undefined && (asked < 0 || asked >= up.size)) {
+        debug("device", "FS.Sha256: answered from the upload's running digest", { size: up.size });
+        return { sha256: up.sha256, size: up.size, offset: 0, len: up.size };
       }
+    }
+    const { fh, size, offset, len, release } = await openRange(handles, root, "FS.Sha256", params);
+    try {
       // Streamed in bounded pieces: a 200 MB file is hashed without being held in memory.
       const hash = createHash("sha256");
       const buf = Buffer.alloc(Math.min(SHA256_READ_SIZE, Math.max(1, len)));
