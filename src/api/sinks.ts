@@ -42,7 +42,7 @@ function ioError(what: string, e: unknown): IoError {
 }
 
 /** Reads a resumed file's first `length` bytes into `order` (1 MiB at a time); stops early at its end. */
-async function hashPrefix(handle: FileHandle, length: number, order: InOrder): Promise<void> {
+async function hashResumedPrefix(handle: FileHandle, length: number, order: InOrder): Promise<void> {
   const piece = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
   while (order.next < length) {
     const { bytesRead } = await handle.read(piece, 0, Math.min(piece.length, length - order.next), order.next);
@@ -83,7 +83,7 @@ export class FileSink implements GetSink {
     }
     const order = new InOrder();
     try {
-      if (start > 0) await hashPrefix(handle, start, order);
+      if (start > 0) await hashResumedPrefix(handle, start, order);
     } catch (e) {
       await handle.close().catch(() => undefined);
       throw ioError(`cannot read ${part}`, e);

@@ -44,8 +44,8 @@ export function openSocketLink(u: URL, tls: ConnectionOptions | undefined, on: L
   socket.on("error", on.error);
   socket.on("close", on.close);
   return {
-    // The first packet of a tick goes out at once (a lone publish waits for nothing); the ones after it in
-    // the same tick are corked and leave together on the next tick.
+    // The first packet of a tick goes out at once (a lone publish waits for nothing); the small ones after
+    // it in the same tick are corked and leave together on the next tick, a big one at once (coalesce.ts).
     write: (buf, done) => {
       beforeWrite(buf.length);
       socket.write(buf, done);
