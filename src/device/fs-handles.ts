@@ -14,6 +14,7 @@ import { type Stats, fstatSync, statSync } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { debug } from "../log.js";
 import type { FsRoot } from "./fsroot.js";
+import { WriteBatcher } from "./write-batcher.js";
 import { WriteDigest } from "./write-digest.js";
 
 /** "read": opened read-only; "write": opened read-write ("r+", or "w" when the caller truncated it). */
@@ -30,6 +31,8 @@ interface Entry {
   dropped: boolean;
   /** The upload's running SHA-256, for a write handle kept since the FS.Put that truncated the file. */
   digest: WriteDigest | undefined;
+  /** Its writes, one in flight at a time (made at the first write). */
+  writer: WriteBatcher | undefined;
 }
 
 /** A handle lent out by FsHandles.acquire: give it back with release(). */
@@ -41,6 +44,8 @@ export interface LentHandle {
   path: string;
   /** The running SHA-256 of an upload (write handles kept since the truncating FS.Put), else undefined. */
   digest: WriteDigest | undefined;
+  /** Write all of `data` at `position` (null: append) through the handle's WriteBatcher. */
+  write(data: Buffer, position: number | null): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -236,7 +241,7 @@ export class FsHandles {
   private keep(key: string, path: string, fh: FileHandle, st: Stats): Entry {
     const old = this.entries.get(key);
     if (old !== undefined) this.drop(old);
-    const e: Entry = { key, path, fh, dev: st.dev, ino: st.ino, users: 0, lastUsed: Date.now(), dropped: false, digest: undefined };
+    const e: Entry = { key, path, fh, dev: st.dev, ino: st.ino, users: 0, lastUsed: Date.now(), dropped: false, digest: undefined, writer: undefined };
     this.entries.set(key, e);
     while (this.entries.size > this.max) {
       const oldest = this.entries.values().next().value as Entry; // Map order = least recently kept/used first
@@ -260,6 +265,7 @@ export class FsHandles {
       stats,
       path: e.path,
       digest: e.digest,
+      write: (data, position) => (e.writer ??= new WriteBatcher(e.fh)).write(data, position),
       release: async () => {
         if (released) return;
         released = true;

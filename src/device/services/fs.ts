@@ -24,6 +24,7 @@ import { debug } from "../../log.js";
 import { Base64Text, knownAscii } from "../../rpc/frame.js";
 import type { RpcServer } from "../../rpc/server.js";
 import { FsHandles, type LentHandle } from "../fs-handles.js";
+import { WriteBatcher } from "../write-batcher.js";
 import type { FsRoot } from "../fsroot.js";
 
 /** The most one FS.Get returns. */
@@ -246,27 +247,24 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
         throw notAFile();
       }
       // offset 0 truncates and starts a transfer: keep the handle (and hash) for the chunks that follow
-      lent = offset === 0 ? handles.adopt(root, filename, path, fh, st) : { fh, stats: st, path, digest: undefined, release: () => fh.close() };
+      lent =
+        offset === 0
+          ? handles.adopt(root, filename, path, fh, st)
+          : { fh, stats: st, path, digest: undefined, write: (d, position) => new WriteBatcher(fh).write(d, position), release: () => fh.close() };
     }
-    const { fh } = lent;
     const at = offset > 0 ? offset : 0;
     // every write is announced: one that does not go through the file's upload digest gives it up
     const writeDone = handles.writeStarting(lent);
-    let written = 0;
+    let written = false;
     try {
-      while (written < data.length) {
-        const position = flags === "a" ? null : at + written;
-        const { bytesWritten } = await fh.write(data, written, data.length - written, position);
-        if (bytesWritten === 0) break;
-        written += bytesWritten;
-      }
-      if (written !== data.length) throw new RpcError(500, "failed to write data");
+      // joined with the chunks that arrive while an earlier one is being written (write-batcher.ts)
+      await lent.write(data, flags === "a" ? null : at);
+      written = true;
     } catch (e) {
-      if (e instanceof RpcError) throw e;
       debug("device", "FS.Put: write failed", { filename, error: errno(e) });
       throw new RpcError(500, "failed to write data");
     } finally {
-      writeDone(at, written === data.length ? data : undefined);
+      writeDone(at, written ? data : undefined);
       await lent.release();
     }
     return null;
