@@ -14,7 +14,7 @@ import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import type { Writable } from "node:stream";
 import { IoError } from "../errors.js";
 import type { ByteSource } from "./byte-source.js";
-import { Sha256Stream } from "./sha256-stream.js";
+import { Sha256Stream } from "../sha256-stream.js";
 
 /** Where FS.Get data goes. `start` is how much is already there (resume). */
 export interface GetSink {

@@ -174,7 +174,7 @@ export class FsHandles {
    * The whole-file SHA-256 of device file `name` from the running digest of an upload whose write handle
    * is still kept, when it provably describes the file whose stat is `stats` (no write to it under way).
    */
-  uploadedSha256(root: FsRoot, name: string, stats: Stats): string | undefined {
+  uploadedSha256(root: FsRoot, name: string, stats: Stats): Promise<string> | undefined {
     const e = this.entries.get(keyOf("write", root, name));
     if (e === undefined || e.dropped || e.digest === undefined) return undefined;
     const file = this.files.get(fileKey(stats));
@@ -186,7 +186,7 @@ export class FsHandles {
    * The same without opening the file: the digest and size of an upload whose write handle is kept and
    * whose name still leads to the file that handle has open (the FS.Sha256 that ends an upload).
    */
-  uploadedSha256Now(root: FsRoot, name: string): { sha256: string; size: number } | undefined {
+  uploadedSha256Now(root: FsRoot, name: string): { sha256: Promise<string>; size: number } | undefined {
     const e = this.entries.get(keyOf("write", root, name));
     if (e === undefined || e.digest === undefined) return undefined;
     const st = this.stillLeadsTo(e);

@@ -18,14 +18,21 @@
  * granularity), is not noticed. Those are races with the upload itself, whose result no check at its end
  * can vouch for (a read-back may run just before such a write too).
  */
-import { type Hash, createHash } from "node:crypto";
 import type { Stats } from "node:fs";
+import { Sha256Stream } from "../sha256-stream.js";
 
 /**
  * Early chunks held for hashing at most (bytes; twice a transfer's window); beyond that the digest is
  * given up. At most one per kept write handle (device/fs-handles.ts keeps 16).
  */
 const HELD_MAX = 4 * 1024 * 1024;
+
+/**
+ * The first bytes in order are kept, not hashed, until this many have come: then the upload is big and
+ * its hashing moves to the hashing thread (sha256-stream.ts), off the thread that decodes and writes the
+ * chunks; a digest asked for before that is computed here, inline.
+ */
+const DECIDE_AFTER = 1024 * 1024;
 
 interface StatKey {
   dev: number;
@@ -44,8 +51,13 @@ function same(a: StatKey, st: Stats): boolean {
 }
 
 export class WriteDigest {
-  private hash: Hash | undefined = createHash("sha256");
-  /** Bytes [0, hashed) are hashed. */
+  /** False once given up. */
+  private live = true;
+  /** Where bytes [0, hashed) went: undefined while the first ones are kept in `first` (DECIDE_AFTER). */
+  private hash: Sha256Stream | undefined;
+  private first: Buffer[] = [];
+  private firstBytes = 0;
+  /** Bytes [0, hashed) are hashed (or kept in `first`). */
   private hashed = 0;
   /** Chunks written beyond `hashed`, waiting for the gap before them. */
   private readonly held = new Map<number, Buffer>();
@@ -54,16 +66,16 @@ export class WriteDigest {
   private writing = 0;
   /** The stat after our last write finished with none under way. */
   private settled: StatKey | undefined;
-  private digest: string | undefined;
+  private digest: Promise<string> | undefined;
 
   /** The file's stat when it was truncated (offset-0 FS.Put, before its write). */
   constructor(truncated: Stats) {
-    if (truncated.size !== 0) this.hash = undefined;
+    if (truncated.size !== 0) this.live = false;
     this.settled = keyOf(truncated);
   }
 
   get valid(): boolean {
-    return this.hash !== undefined;
+    return this.live;
   }
 
   /**
@@ -89,17 +101,39 @@ export class WriteDigest {
     if (this.writing === 0 && after !== undefined && this.valid) this.settled = keyOf(after);
   }
 
-  /** The whole file's SHA-256 (hex) when this digest provably covers the file whose stat is `current`. */
-  sha256(current: Stats): string | undefined {
+  /**
+   * The whole file's SHA-256 (hex) when this digest provably covers the file whose stat is `current`
+   * (decided now; the hex may come from the hashing thread).
+   */
+  sha256(current: Stats): Promise<string> | undefined {
     if (!this.valid || this.writing > 0 || this.held.size > 0 || this.settled === undefined) return undefined;
     if (!same(this.settled, current) || this.hashed !== current.size) return undefined;
-    // a copy: a later chunk (the file grows again) keeps hashing into the original
-    this.digest ??= (this.hash as Hash).copy().digest("hex");
+    if (this.hash === undefined) {
+      // asked for before DECIDE_AFTER bytes: a small upload, hashed here
+      this.hash = new Sha256Stream();
+      for (const d of this.first) this.hash.update(d);
+      this.first = [];
+    }
+    // a peek: a later chunk (the file grows again) keeps hashing into the same stream
+    this.digest ??= this.hash.peek();
     return this.digest;
   }
 
+  private feed(data: Buffer): void {
+    if (this.hash !== undefined) {
+      this.hash.update(data);
+      return;
+    }
+    this.first.push(data);
+    this.firstBytes += data.length;
+    if (this.firstBytes < DECIDE_AFTER) return;
+    this.hash = Sha256Stream.big();
+    for (const d of this.first) this.hash.update(d);
+    this.first = [];
+  }
+
   private add(offset: number, data: Buffer): void {
-    if (this.hash === undefined) return;
+    if (!this.live) return;
     if (offset < this.hashed || this.held.has(offset)) {
       this.giveUp(); // a byte written twice: what counts is on disk, not in the hash
       return;
@@ -111,20 +145,22 @@ export class WriteDigest {
       if (this.heldBytes > HELD_MAX) this.giveUp();
       return;
     }
-    this.hash.update(data);
+    this.feed(data);
     this.hashed += data.length;
     let next: Buffer | undefined;
     while ((next = this.held.get(this.hashed)) !== undefined) {
       this.held.delete(this.hashed);
       this.heldBytes -= next.length;
-      this.hash.update(next);
+      this.feed(next);
       this.hashed += next.length;
     }
   }
 
   /** Give the digest up for good (the file was written some other way). */
   giveUp(): void {
+    this.live = false;
     this.hash = undefined;
+    this.first = [];
     this.digest = undefined;
     this.held.clear();
     this.heldBytes = 0;

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { after, describe, it } from "node:test";
-import { OFFLOAD_MIN_BYTES } from "../../src/api/sha256-stream.js";
+import { OFFLOAD_MIN_BYTES } from "../../src/sha256-stream.js";
 import { chunkSizeFor, chunksOf, LEGACY_CHUNK_SIZE } from "../../src/api/transfer.js";
 import { DeviceError, RpcError, VerifyError } from "../../src/errors.js";
 import { type Fake, type FakeOptions, startFake } from "./fake-fs-device.js";

@@ -33,7 +33,7 @@ describe("WriteDigest", () => {
   const c = Buffer.from("world");
   const whole = Buffer.concat([a, b, c]);
 
-  it("hashes chunks in offset order, whatever order they end in", () => {
+  it("hashes chunks in offset order, whatever order they end in", async () => {
     const d = new WriteDigest(st(0));
     d.begin(() => st(0));
     d.begin(() => undefined); // ours under way: not looked at
@@ -42,20 +42,42 @@ describe("WriteDigest", () => {
     d.end(0, a, st(16, 1002));
     assert.equal(d.sha256(st(16, 1002)), undefined, "a chunk still under way");
     d.end(6, b, st(16, 1003));
-    assert.equal(d.sha256(st(16, 1003)), sha(whole));
+    assert.equal(await d.sha256(st(16, 1003)), sha(whole));
     write(d, st(16, 1003), 16, Buffer.from("!"), st(17, 1004));
-    assert.equal(d.sha256(st(17, 1004)), sha(Buffer.concat([whole, Buffer.from("!")])), "the file grew: hashing goes on");
+    assert.equal(await d.sha256(st(17, 1004)), sha(Buffer.concat([whole, Buffer.from("!")])), "the file grew: hashing goes on");
   });
 
-  it("answers nothing for a file that is not the one it hashed", () => {
+  it("a big upload (hashed on the hashing thread past its first MiB) gives the same digest, and goes on after one", async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 5);
+    const d = new WriteDigest(st(0));
+    let last = st(0);
+    let size = 0;
+    let t = 2000;
+    const put = (o: number, bytes: Buffer): void => {
+      size = Math.max(size, o + bytes.length);
+      const after = st(size, t++);
+      write(d, last, o, bytes, after);
+      last = after;
+    };
+    const piece = 100_000;
+    const offsets: number[] = [];
+    for (let o = 0; o < data.length; o += piece) offsets.push(o);
+    // chunks end in any order within a window of 8
+    for (let w = 0; w < offsets.length; w += 8) for (const o of offsets.slice(w, w + 8).reverse()) put(o, data.subarray(o, o + piece));
+    assert.equal(await d.sha256(last), sha(data));
+    put(data.length, Buffer.from("more"));
+    assert.equal(await d.sha256(last), sha(Buffer.concat([data, Buffer.from("more")])), "the file grew: hashing goes on");
+  });
+
+  it("answers nothing for a file that is not the one it hashed", async () => {
     const d = new WriteDigest(st(0));
     write(d, st(0), 0, whole, st(16, 1001));
-    assert.equal(d.sha256(st(16, 1001)), sha(whole));
+    assert.equal(await d.sha256(st(16, 1001)), sha(whole));
     assert.equal(d.sha256(st(16, 1001, 1002)), undefined, "changed ctime");
     assert.equal(d.sha256(st(16, 1005)), undefined, "changed mtime");
     assert.equal(d.sha256(st(17, 1001)), undefined, "other size");
     assert.equal(d.sha256(st(16, 1001, 1001, 8)), undefined, "other inode");
-    assert.equal(d.sha256(st(16, 1001)), sha(whole), "still right for the file it hashed");
+    assert.equal(await d.sha256(st(16, 1001)), sha(whole), "still right for the file it hashed");
   });
 
   it("gives up for good: a change between our writes, a byte written twice, a failed write, a gap never filled", () => {

@@ -166,7 +166,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
       const asked = num(p, "len", -1);
       if (up !== undefined && (asked < 0 || asked >= up.size)) {
         debug("device", "FS.Sha256: answered from the upload's running digest", { size: up.size });
-        return { sha256: up.sha256, size: up.size, offset: 0, len: up.size };
+        return { sha256: await up.sha256, size: up.size, offset: 0, len: up.size };
       }
     }
     const { fh, size, offset, len, release } = await openRange(handles, root, "FS.Sha256", params);

@@ -1,9 +1,10 @@
 /**
- * SHA-256 of bytes fed in order, for transfers (sinks.ts InOrder). A stream expected to be big is hashed
- * on a worker thread, so the hashing runs beside the transfer instead of on the thread that also encodes,
- * decodes and answers: the bytes are copied into 1 MiB batches, whose memory is handed to the worker
- * (transferred, not copied again). Smaller streams, and every stream on a machine with one core, are
- * hashed on the calling thread.
+ * SHA-256 of bytes fed in order, for transfers (api/sinks.ts InOrder on the client, device/write-digest.ts
+ * on the device). A big stream is hashed on a worker thread, so the hashing runs beside the transfer
+ * instead of on the thread that also encodes, decodes and answers: the bytes are copied into 1 MiB
+ * batches, whose memory is handed to the worker (transferred, not copied again) and handed back for the
+ * next batch. Smaller streams, and every stream on a machine with one core, are hashed on the calling
+ * thread.
  *
  * One worker per process, started by the first big stream and kept (unref'd: it never holds the process
  * open, except while a digest is awaited).
@@ -11,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { type Hash, createHash } from "node:crypto";
-import { IoError } from "../errors.js";
+import { IoError } from "./errors.js";
 
 /** Streams expected to be at least this big are hashed on the worker. */
 export const OFFLOAD_MIN_BYTES = 8 * 1024 * 1024;
@@ -30,16 +31,16 @@ parentPort.on("message", (m) => {
   }
   if (m.bytes !== undefined) h.update(new Uint8Array(m.bytes, 0, m.length));
   if (m.drop) hashes.delete(m.id);
-  else if (m.end) {
-    hashes.delete(m.id);
-    parentPort.postMessage({ id: m.id, hex: h.digest("hex") });
+  else if (m.ask !== undefined) {
+    if (m.end) hashes.delete(m.id);
+    parentPort.postMessage({ ask: m.ask, hex: (m.end ? h : h.copy()).digest("hex") });
   }
   if (m.bytes !== undefined) parentPort.postMessage({ spare: m.bytes }, [m.bytes]);
 });
 `;
 
-/** A digest, or a batch's memory handed back for the next batch. */
-type Reply = { id: number; hex: string; spare?: undefined } | { spare: ArrayBuffer };
+/** A digest asked for (`ask`: the request's number), or a batch's memory handed back for the next batch. */
+type Reply = { ask: number; hex: string; spare?: undefined } | { spare: ArrayBuffer };
 
 /** Batch memory handed back by the worker, reused instead of fresh allocations (whose page faults cost). */
 const spares: ArrayBuffer[] = [];
@@ -67,8 +68,8 @@ class HashThread {
         if (spares.length < SPARES_MAX) spares.push(m.spare);
         return;
       }
-      const waiter = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
+      const waiter = this.waiting.get(m.ask);
+      this.waiting.delete(m.ask);
       if (this.waiting.size === 0) w.unref();
       waiter?.resolve(m.hex);
     });
@@ -80,13 +81,14 @@ class HashThread {
     if (this.failure === undefined) this.worker.postMessage(message, transfer);
   }
 
-  /** The digest of stream `id`, after its last batch was posted with `end`. */
-  digest(id: number, lastBatch: () => void): Promise<string> {
+  /** A digest from the worker: `send(ask)` posts the message that asks for it (the last batch, `ask`). */
+  ask(send: (ask: number) => void): Promise<string> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    const ask = nextAsk++;
     return new Promise<string>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+      this.waiting.set(ask, { resolve, reject });
       this.worker.ref();
-      lastBatch();
+      send(ask);
     });
   }
 
@@ -106,6 +108,7 @@ class HashThread {
 
 let current: HashThread | undefined;
 let nextId = 1;
+let nextAsk = 1;
 
 function hashThread(): HashThread {
   current ??= new HashThread();
@@ -139,6 +142,11 @@ export class Sha256Stream {
     abandoned.register(this, { thread: this.thread, id: this.id }, this);
   }
 
+  /** A stream known to be big (on the worker thread when there are cores for it). */
+  static big(): Sha256Stream {
+    return new Sha256Stream(OFFLOAD_MIN_BYTES);
+  }
+
   /** Feeds bytes; they are copied (or hashed) before this returns, so the caller may reuse them. */
   update(data: Uint8Array): void {
     if (this.result !== undefined) throw new Error("Sha256Stream: update after digest");
@@ -156,11 +164,18 @@ export class Sha256Stream {
       this.batch.set(data.subarray(at, at + n), this.filled);
       this.filled += n;
       at += n;
-      if (this.filled === this.batch.length) this.post(false);
+      if (this.filled === this.batch.length) this.post({});
     }
   }
 
-  /** The hex digest of everything fed (once; later calls return the same promise). */
+  /** The hex digest of everything fed so far; the stream goes on (more may be fed after). */
+  peek(): Promise<string> {
+    if (this.result !== undefined) return this.result;
+    if (this.inline !== undefined) return Promise.resolve(this.inline.copy().digest("hex"));
+    return (this.thread as HashThread).ask((ask) => this.post({ ask }));
+  }
+
+  /** The hex digest of everything fed, which ends the stream (later calls return the same promise). */
   digest(): Promise<string> {
     if (this.result !== undefined) return this.result;
     if (this.inline !== undefined) {
@@ -168,21 +183,22 @@ export class Sha256Stream {
       return this.result;
     }
     abandoned.unregister(this);
-    this.result = (this.thread as HashThread).digest(this.id, () => this.post(true));
+    this.result = (this.thread as HashThread).ask((ask) => this.post({ ask, end: true }));
     return this.result;
   }
 
-  private post(end: boolean): void {
+  /** Posts the batch being filled (if any) with `extra` (a digest asked for). */
+  private post(extra: { ask?: number; end?: boolean }): void {
     const thread = this.thread as HashThread;
     const batch = this.batch;
     if (batch === undefined) {
-      thread.post({ id: this.id, end });
+      thread.post({ id: this.id, ...extra });
       return;
     }
     this.batch = undefined;
     const length = this.filled;
     this.filled = 0;
     const bytes = batch.buffer as ArrayBuffer;
-    thread.post({ id: this.id, bytes, length, end }, [bytes]);
+    thread.post({ id: this.id, bytes, length, ...extra }, [bytes]);
   }
 }

@@ -1,6 +1,6 @@
 /**
- * Sha256Stream (api/sha256-stream.ts): small streams hashed on the calling thread, big ones on the worker
- * thread, with the same digests as node:crypto for pieces that straddle its batches; streams interleaved
+ * Sha256Stream (src/sha256-stream.ts): small streams hashed on the calling thread, big ones on the worker
+ * thread, with the same digests as node:crypto for pieces that straddle its batches, also mid-stream (peek); streams interleaved
  * with each other stay apart; a dead worker fails the digest with a clear error instead of hanging; a
  * process whose big digest is done exits (the worker does not hold it open).
  */
@@ -9,8 +9,8 @@ import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { describe, it } from "node:test";
-import { OFFLOAD_MIN_BYTES, Sha256Stream, stopHashThreadForTests } from "../../src/api/sha256-stream.js";
-import { IoError } from "../../src/errors.js";
+import { OFFLOAD_MIN_BYTES, Sha256Stream, stopHashThreadForTests } from "../src/sha256-stream.js";
+import { IoError } from "../src/errors.js";
 
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 
@@ -45,6 +45,19 @@ describe("Sha256Stream", () => {
     assert.equal(await empty.digest(), sha(Buffer.alloc(0)));
   });
 
+  it("peek() gives the digest so far and the stream goes on, on either thread", async () => {
+    const a = randomBytes(3_000_000);
+    const b = randomBytes(1_000_001);
+    for (const s of [new Sha256Stream(), Sha256Stream.big()]) {
+      feed(s, a);
+      const first = s.peek();
+      feed(s, b);
+      assert.equal(await first, sha(a));
+      assert.equal(await s.peek(), sha(Buffer.concat([a, b])));
+      assert.equal(await s.digest(), sha(Buffer.concat([a, b])));
+    }
+  });
+
   it("keeps interleaved streams apart, and the bytes fed may change once update() returns", async () => {
     const datas = [0, 1, 2].map(() => randomBytes(OFFLOAD_MIN_BYTES + 777));
     const streams = datas.map((d) => new Sha256Stream(d.length));
@@ -71,9 +84,9 @@ describe("Sha256Stream", () => {
   });
 
   it("a process that hashed a big stream exits without waiting for the worker", async () => {
-    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const root = fileURLToPath(new URL("..", import.meta.url));
     const script = `
-      import { Sha256Stream, OFFLOAD_MIN_BYTES } from "./src/api/sha256-stream.ts";
+      import { Sha256Stream, OFFLOAD_MIN_BYTES } from "./src/sha256-stream.ts";
       const s = new Sha256Stream(OFFLOAD_MIN_BYTES);
       s.update(Buffer.alloc(OFFLOAD_MIN_BYTES, 1));
       console.log(await s.digest());`;
