@@ -115,7 +115,13 @@ export class WriteDigest {
       this.first = [];
     }
     // a peek: a later chunk (the file grows again) keeps hashing into the same stream
-    this.digest ??= this.hash.peek();
+    if (this.digest === undefined) {
+      const digest = this.hash.peek();
+      digest.catch(() => {
+        if (this.digest === digest) this.giveUp(); // the hashing thread failed: FS.Sha256 reads the file
+      });
+      this.digest = digest;
+    }
     return this.digest;
   }
 

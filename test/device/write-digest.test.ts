@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type Device, connect } from "../../src/api/device.js";
 import { WriteDigest } from "../../src/device/write-digest.js";
+import { stopHashThreadForTests } from "../../src/sha256-stream.js";
 import { addLogSink } from "../../src/log.js";
 import { type TestDevice, b64, startTestDevice } from "./helpers.js";
 
@@ -150,6 +151,20 @@ describe("FS.Sha256 right after an upload", () => {
     // a range is read from the file
     const r = await t.client.call<{ sha256: string }>("FS.Sha256", { filename: "u.bin", offset: 0, len: 100 });
     assert.equal(r.sha256, sha(data.subarray(0, 100)));
+  });
+
+  it("a big upload is answered from the hashing thread, and from the file when that thread died", async () => {
+    const data = randomBytes(2 * 1024 * 1024 + 3);
+    const bigUpload = async (name: string): Promise<void> => {
+      const [first, ...rest] = chunks(data, 100_000);
+      await t.client.call("FS.Put", { filename: name, ...first });
+      await Promise.all(rest.map((ch) => t.client.call("FS.Put", { filename: name, ...ch, append: true })));
+    };
+    await bigUpload("big1.bin");
+    assert.deepEqual(await sha256Of("big1.bin"), { sha256: sha(data), fromDigest: true });
+    await bigUpload("big2.bin");
+    await stopHashThreadForTests();
+    assert.deepEqual(await sha256Of("big2.bin"), { sha256: sha(data), fromDigest: false });
   });
 
   it("reads the file when it changed behind the agent's back, even to the same size and times", async () => {

@@ -165,8 +165,11 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
       const up = handles.uploadedSha256Now(root, name);
       const asked = num(p, "len", -1);
       if (up !== undefined && (asked < 0 || asked >= up.size)) {
-        debug("device", "FS.Sha256: answered from the upload's running digest", { size: up.size });
-        return { sha256: await up.sha256, size: up.size, offset: 0, len: up.size };
+        const sha256 = await up.sha256.catch((e: unknown) => debug("device", "FS.Sha256: running digest failed; reading the file", { error: String(e) }));
+        if (sha256 !== undefined) {
+          debug("device", "FS.Sha256: answered from the upload's running digest", { size: up.size });
+          return { sha256, size: up.size, offset: 0, len: up.size };
+        }
       }
     }
     const { fh, size, offset, len, release } = await openRange(handles, root, "FS.Sha256", params);
