@@ -51,15 +51,28 @@ async function hashResumedPrefix(handle: FileHandle, length: number, order: InOr
   }
 }
 
-export class FileSink implements GetSink {
+/** What the sinks share: what arrives is hashed in offset order (InOrder), big transfers on the hashing thread. */
+abstract class HashedSink {
+  protected order = new InOrder();
+
+  expectSize(size: number): void {
+    this.order.expect(size);
+  }
+
+  async sha256(): Promise<string> {
+    return this.order.sha256();
+  }
+}
+
+export class FileSink extends HashedSink implements GetSink {
   readonly path: string;
   readonly partPath: string;
   private handle: FileHandle;
   private startAt: number;
-  /** What is written, hashed in offset order from 0 (a resumed prefix first). */
-  private order: InOrder;
 
+  /** `order`: what is written, hashed in offset order from 0 (a resumed prefix first). */
   private constructor(path: string, handle: FileHandle, start: number, order: InOrder) {
+    super();
     this.path = path;
     this.partPath = path + ".part";
     this.handle = handle;
@@ -108,10 +121,6 @@ export class FileSink implements GetSink {
     this.order.add(offset, data);
   }
 
-  expectSize(size: number): void {
-    this.order.expect(size);
-  }
-
   async restart(): Promise<void> {
     this.startAt = 0;
     this.order = new InOrder();
@@ -145,10 +154,6 @@ export class FileSink implements GetSink {
     await this.handle.close().catch(() => undefined);
   }
 
-  async sha256(): Promise<string> {
-    return this.order.sha256();
-  }
-
   /** Remove a leftover `.part` file. */
   static async discard(path: string): Promise<void> {
     await unlink(path + ".part").catch(() => undefined);
@@ -156,12 +161,12 @@ export class FileSink implements GetSink {
 }
 
 /** Writes chunks to a stream in offset order (holding back early ones), hashing as it goes. */
-export class OrderedStreamSink implements GetSink {
+export class OrderedStreamSink extends HashedSink implements GetSink {
   readonly start = 0;
   private readonly out: Writable;
-  private readonly order = new InOrder();
 
   constructor(out: Writable) {
+    super();
     this.out = out;
   }
 
@@ -169,10 +174,6 @@ export class OrderedStreamSink implements GetSink {
     for (const d of this.order.add(offset, data)) {
       if (!this.out.write(d)) await new Promise<void>((resolve) => this.out.once("drain", resolve));
     }
-  }
-
-  expectSize(size: number): void {
-    this.order.expect(size);
   }
 
   async restart(): Promise<void> {
@@ -183,23 +184,20 @@ export class OrderedStreamSink implements GetSink {
     if (!this.order.complete(size)) throw new IoError(`stream got ${this.order.next} of ${size} bytes in order`);
   }
 
-  async sha256(): Promise<string> {
-    return this.order.sha256();
-  }
 }
 
 /**
  * Compares a download with a source as chunks arrive (in any order) without keeping a copy: the first
  * differing offset, and the SHA-256 of what arrived (fed in order; early chunks wait, at most a window).
  */
-export class CompareSink implements GetSink {
+export class CompareSink extends HashedSink implements GetSink {
   readonly start = 0;
   private readonly src: ByteSource;
   private firstDiff = Infinity;
   private size = 0;
-  private order = new InOrder();
 
   constructor(src: ByteSource) {
+    super();
     this.src = src;
   }
 
@@ -212,10 +210,6 @@ export class CompareSink implements GetSink {
     this.order.add(offset, data);
   }
 
-  expectSize(size: number): void {
-    this.order.expect(size);
-  }
-
   async restart(): Promise<void> {
     this.firstDiff = Infinity;
     this.order = new InOrder();
@@ -224,10 +218,6 @@ export class CompareSink implements GetSink {
   async finish(size: number): Promise<void> {
     this.size = size;
     if (!this.order.complete(size)) throw new IoError(`compared ${this.order.next} of ${size} bytes in order`);
-  }
-
-  async sha256(): Promise<string> {
-    return this.order.sha256();
   }
 
   /** How many leading bytes of the download equal the source's. */
@@ -240,16 +230,12 @@ export class CompareSink implements GetSink {
  * Collects a download in memory, hashing the chunks in offset order as they arrive (so the SHA-256 is ready
  * when the last chunk is, with no second pass over the whole buffer).
  */
-export class MemorySink implements GetSink {
+export class MemorySink extends HashedSink implements GetSink {
   readonly start = 0;
   private parts = new Map<number, Buffer>();
-  private order = new InOrder();
   private size = 0;
   private out: Buffer | undefined;
 
-  expectSize(size: number): void {
-    this.order.expect(size);
-  }
   async write(offset: number, data: Buffer): Promise<void> {
     this.parts.set(offset, data);
     this.order.add(offset, data);
@@ -283,9 +269,6 @@ export class MemorySink implements GetSink {
   }
   buffer(): Buffer {
     return this.out ?? Buffer.alloc(this.size);
-  }
-  async sha256(): Promise<string> {
-    return this.order.sha256();
   }
 }
 

@@ -171,27 +171,19 @@ export class FsHandles {
   }
 
   /**
-   * The whole-file SHA-256 of device file `name` from the running digest of an upload whose write handle
-   * is still kept, when it provably describes the file whose stat is `stats` (no write to it under way).
+   * The whole-file SHA-256 and size of device file `name` from the running digest of an upload whose write
+   * handle is still kept, without opening the file: only while the name still leads to the file that handle
+   * has open and the digest provably describes it (no write to it under way). The FS.Sha256 that ends an
+   * upload.
    */
-  uploadedSha256(root: FsRoot, name: string, stats: Stats): Promise<string> | undefined {
-    const e = this.entries.get(keyOf("write", root, name));
-    if (e === undefined || e.dropped || e.digest === undefined) return undefined;
-    const file = this.files.get(fileKey(stats));
-    if (file === undefined || file.digest !== e.digest || file.writing > 0) return undefined;
-    return e.digest.sha256(stats);
-  }
-
-  /**
-   * The same without opening the file: the digest and size of an upload whose write handle is kept and
-   * whose name still leads to the file that handle has open (the FS.Sha256 that ends an upload).
-   */
-  uploadedSha256Now(root: FsRoot, name: string): { sha256: Promise<string>; size: number } | undefined {
+  uploadedSha256(root: FsRoot, name: string): { sha256: Promise<string>; size: number } | undefined {
     const e = this.entries.get(keyOf("write", root, name));
     if (e === undefined || e.digest === undefined) return undefined;
     const st = this.stillLeadsTo(e);
     if (st === undefined) return undefined;
-    const sha256 = this.uploadedSha256(root, name, st);
+    const file = this.files.get(fileKey(st));
+    if (file === undefined || file.digest !== e.digest || file.writing > 0) return undefined;
+    const sha256 = e.digest.sha256(st);
     return sha256 === undefined ? undefined : { sha256, size: st.size };
   }
 

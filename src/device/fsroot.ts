@@ -16,7 +16,6 @@
  * before every FS request can start. The file I/O itself (open, read, write) stays in the pool.
  */
 import { lstatSync, realpathSync } from "node:fs";
-import { realpath } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { RpcError } from "../errors.js";
 import { debug } from "../log.js";
@@ -40,8 +39,8 @@ export class FsRoot {
     this.root = resolve(root);
   }
 
-  private async real(): Promise<string> {
-    this.realRoot ??= await realpath(this.root);
+  private real(): string {
+    this.realRoot ??= realpathSync.native(this.root);
     return this.realRoot;
   }
 
@@ -65,7 +64,7 @@ export class FsRoot {
    */
   async resolve(name: string): Promise<string> {
     const parts = this.parts(name);
-    const realRoot = await this.real();
+    const realRoot = this.real();
     const host = join(this.root, ...parts);
     // Walk up to the deepest existing ancestor (the file itself included) and check where it really is.
     for (let n = parts.length; n >= 0; n--) {

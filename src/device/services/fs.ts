@@ -162,7 +162,7 @@ export function registerFsService(server: RpcServer, deps: FsServiceDeps): FsSer
     if (name !== undefined && num(p, "offset", 0) === 0) {
       // The whole file just uploaded, whose write handle is kept: the upload hashed it as it wrote it
       // (device/write-digest.ts), so the check that ends an upload needs no open and no read.
-      const up = handles.uploadedSha256Now(root, name);
+      const up = handles.uploadedSha256(root, name);
       const asked = num(p, "len", -1);
       if (up !== undefined && (asked < 0 || asked >= up.size)) {
         const sha256 = await up.sha256.catch((e: unknown) => debug("device", "FS.Sha256: running digest failed; reading the file", { error: String(e) }));
