@@ -93,12 +93,12 @@ export interface DecodedFrame {
 /**
  * Parse one frame from text. Throws BadFrameError for anything that is not a frame: not JSON, JSON that
  * is not an object, an id that is neither number nor string, a non-string method/src/dst/tag, a
- * non-numeric error.code. Unknown keys are ignored, as the firmware does. `fromBytes`: the UTF-8 bytes the
- * text was read from, if any (see decodeFrameBytes).
+ * non-numeric error.code. Unknown keys are ignored, as the firmware does. `asciiBytes`: the text was read
+ * from bytes that are all ASCII (see isBigAsciiFrame).
  */
-export function decodeFrame(text: string, fromBytes?: Buffer): DecodedFrame {
+export function decodeFrame(text: string, asciiBytes = false): DecodedFrame {
   if (text.length >= 2 * BIG_DATA_CHARS) {
-    const fast = decodeWithBigData(text, fromBytes);
+    const fast = decodeWithBigData(text, asciiBytes);
     if (fast !== undefined) return fast;
   }
   let obj: unknown;
@@ -129,7 +129,7 @@ const DATA_PLACEHOLDER = `remos-data-${Math.random().toString(36).slice(2)}${Mat
  * `result.data`. Else undefined (the caller parses the whole text). One leniency against JSON.parse: a raw
  * control character inside such a string is not refused here (base64 checks refuse it later).
  */
-function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefined {
+function decodeWithBigData(text: string, asciiBytes: boolean): DecodedFrame | undefined {
   const key = text.indexOf('"data":');
   if (key < 0) return undefined;
   let open = key + 7;
@@ -153,12 +153,25 @@ function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefin
     if (holder !== null && typeof holder === "object" && !Array.isArray(holder) && (holder as Record<string, unknown>).data === DATA_PLACEHOLDER) {
       const data = text.slice(start, end);
       (holder as Record<string, unknown>).data = data;
-      // one ASCII scan of the bytes (SIMD) instead of a UTF-8 count of the string by its consumer
-      if (bytes !== undefined && isAscii(bytes)) Object.defineProperty(holder, ASCII_DATA, { value: data });
+      if (asciiBytes) Object.defineProperty(holder, ASCII_DATA, { value: data });
       return fromObject(o, text);
     }
   }
   return undefined;
+}
+
+/**
+ * True when `bytes` are a frame big enough to carry file data and all ASCII (one SIMD scan). Such bytes
+ * read the same as latin1, which copies them without V8's UTF-8 pass, and decodeFrame(text, true) lets
+ * the consumer of a big `data` string cut out of them skip its own character check (knownAscii).
+ */
+export function isBigAsciiFrame(bytes: Buffer): boolean {
+  return bytes.length >= 2 * BIG_DATA_CHARS && isAscii(bytes);
+}
+
+/** The text of a frame's bytes (UTF-8), read as latin1 when isBigAsciiFrame says that is the same text. */
+export function frameText(bytes: Buffer, asciiBytes: boolean): string {
+  return bytes.toString(asciiBytes ? "latin1" : "utf8");
 }
 
 /**
@@ -167,7 +180,8 @@ function decodeWithBigData(text: string, bytes?: Buffer): DecodedFrame | undefin
  * decoder then needs no character check of its own).
  */
 export function decodeFrameBytes(bytes: Buffer): DecodedFrame {
-  return decodeFrame(bytes.toString("utf8"), bytes);
+  const ascii = isBigAsciiFrame(bytes);
+  return decodeFrame(frameText(bytes, ascii), ascii);
 }
 
 /**

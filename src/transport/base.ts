@@ -6,7 +6,7 @@
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
 import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes, frameText, isBigAsciiFrame } from "../rpc/frame.js";
 
 export abstract class BaseChannel implements Channel {
   readonly info: ChannelInfo;
@@ -112,7 +112,7 @@ export abstract class BaseChannel implements Channel {
       this.droppedTooBig(Buffer.byteLength(text, "utf8"));
       return;
     }
-    this.decodeAndEmit(text, undefined);
+    this.decodeAndEmit(text, false);
   }
 
   /**
@@ -126,7 +126,8 @@ export abstract class BaseChannel implements Channel {
       this.droppedTooBig(bytes.length);
       return;
     }
-    this.decodeAndEmit(bytes.toString("utf8"), bytes);
+    const ascii = isBigAsciiFrame(bytes);
+    this.decodeAndEmit(frameText(bytes, ascii), ascii);
   }
 
   private droppedTooBig(size: number): void {
@@ -134,10 +135,10 @@ export abstract class BaseChannel implements Channel {
   }
 
   /** Decode and hand to the listeners; malformed input is dropped and logged, never thrown. */
-  private decodeAndEmit(text: string, fromBytes: Buffer | undefined): void {
+  private decodeAndEmit(text: string, asciiBytes: boolean): void {
     let decoded;
     try {
-      decoded = decodeFrame(text, fromBytes);
+      decoded = decodeFrame(text, asciiBytes);
     } catch (e) {
       debug(this.area, "malformed frame dropped", {
         peer: this.info.peer,
