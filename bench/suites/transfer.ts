@@ -88,9 +88,14 @@ async function oneTransport(results: Results, fx: TransportFixture, label: strin
     // The download is of a file the agent did not just write (renamed away from the upload's kept handle),
     // so its checksum is computed from the disk as for any file, not taken from the upload's running digest.
     const moveAside = (): Promise<void> => dev.fs.rename("big.bin", "got.bin");
+    // What came back is compared after the timed part (the raw link's check is of its length only).
+    let got: Buffer | undefined;
     const get = async (): Promise<void> => {
-      const got = await dev.fs.get("got.bin", { chunkSize: tuning.chunkSize, window: tuning.window });
-      if (!got.equals(data)) throw new Error(`${label}: the ${name} file came back different`);
+      got = await dev.fs.get("got.bin", { chunkSize: tuning.chunkSize, window: tuning.window });
+    };
+    const checkGot = (): void => {
+      if (!got?.equals(data)) throw new Error(`${label}: the ${name} file came back different`);
+      got = undefined;
     };
     // One untimed round first: the first transfers of a size in a process pay for memory the allocator and
     // V8 have not reserved yet (fresh pages), on both paths; the rounds after are the steady state.
@@ -98,6 +103,7 @@ async function oneTransport(results: Results, fx: TransportFixture, label: strin
     await rawMove(fx, "put", size, tuning.chunkSize, tuning.window);
     await moveAside();
     await get();
+    checkGot();
     await rawMove(fx, "get", size, tuning.chunkSize, tuning.window);
     // remos and the raw link alternate, ROUNDS times each; the medians are compared
     // CPU is accounted on loopback only (at 50 ms RTT the transfers wait, they do not work)
@@ -110,6 +116,7 @@ async function oneTransport(results: Results, fx: TransportFixture, label: strin
       runs.rawPut.push(await timedWithCpu(() => rawMove(fx, "put", size, tuning.chunkSize, tuning.window), rawPids));
       await moveAside();
       runs.get.push(await timedWithCpu(get, remosPids));
+      checkGot();
       runs.rawGet.push(await timedWithCpu(() => rawMove(fx, "get", size, tuning.chunkSize, tuning.window), rawPids));
     }
     const seconds = (rs: Run[]): number => median(rs.map((r) => r.s));
