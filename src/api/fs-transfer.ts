@@ -225,14 +225,18 @@ export async function putFile(core: DeviceCore, filename: string, data: Uint8Arr
     { window: t.window, attempts: t.attempts, signal: o.signal, phase: "put", total: size, already: start, onProgress: o.onProgress },
     (c) => putChunk(c.offset, c.length).then(() => undefined),
   );
-  const sha = sent?.complete(size) ? await sent.sha256() : (await hashPrefix(src, size, { signal: o.signal })).sha256;
+  const localSha = sent?.complete(size) ? sent.sha256() : hashPrefix(src, size, { signal: o.signal }).then((h) => h.sha256);
 
   const verify = o.verify ?? "auto";
+  const viaDigest = verify === "auto" && t.fsSha256;
+  let sha = viaDigest ? "" : await localSha;
   let verified: TransferResult["verified"] = "none";
   if (verify !== "none") {
     try {
-      if (verify === "auto" && t.fsSha256) {
-        const r = await fsSha256(core, filename, {}, callOpts);
+      if (viaDigest) {
+        // The device's digest is asked for while the last bytes sent are still being hashed here.
+        const [r, local] = await Promise.all([fsSha256(core, filename, {}, callOpts), localSha]);
+        sha = local;
         checkSame(r.size, r.sha256, size, sha, "on the device", "sent");
         verified = "sha256";
       } else {
