@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: every benchmark on loopback, each figure as a ratio against a baseline measured in the
  * same run; writes bench/results/latest.json and docs/BENCHMARKS.md. `BENCH_ONLY=rpc,cli,transfer,fleet`
- * selects suites, `BENCH_QUICK=1` shortens them, `BENCH_FLEET=1000,10000` sets the fleet sizes. A suite
+ * selects suites, `BENCH_QUICK=1` shortens them, `BENCH_FLEET=1000,10000` sets the fleet sizes,
+ * `BENCH_TRANSPORTS=ws,mqtt` the transports, `BENCH_WARMUP=N` the untimed transfer rounds on loopback
+ * (default 1), `BENCH_CHILD_NODE_ARGS` node flags for the agents and echo servers. A suite
  * that cannot run (missing tool, failed setup) is recorded as missing with the reason; everything the
  * bench starts is stopped on success, failure and SIGINT/SIGTERM (bench/lib/procs.ts).
  */
