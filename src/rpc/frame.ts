@@ -93,10 +93,18 @@ export interface DecodedFrame {
 /**
  * Parse one frame from text. Throws BadFrameError for anything that is not a frame: not JSON, JSON that
  * is not an object, an id that is neither number nor string, a non-string method/src/dst/tag, a
- * non-numeric error.code. Unknown keys are ignored, as the firmware does. `asciiBytes`: the text was read
- * from bytes that are all ASCII (see isBigAsciiFrame).
+ * non-numeric error.code. Unknown keys are ignored, as the firmware does.
  */
-export function decodeFrame(text: string, asciiBytes = false): DecodedFrame {
+export function decodeFrame(text: string): DecodedFrame {
+  return decodeFrameText(text, false);
+}
+
+/**
+ * decodeFrame for a transport: `asciiBytes` says the text was read from bytes found to be all ASCII
+ * (isBigAsciiFrame), so a big `data` string cut out of it is marked for knownAscii(). Not in the public API:
+ * a wrong `true` would let a base64 decoder skip its character check.
+ */
+export function decodeFrameText(text: string, asciiBytes: boolean): DecodedFrame {
   if (text.length >= 2 * BIG_DATA_CHARS) {
     const fast = decodeWithBigData(text, asciiBytes);
     if (fast !== undefined) return fast;
@@ -162,7 +170,7 @@ function decodeWithBigData(text: string, asciiBytes: boolean): DecodedFrame | un
 
 /**
  * True when `bytes` are a frame big enough to carry file data and all ASCII (one SIMD scan). Such bytes
- * read the same as latin1, which copies them without V8's UTF-8 pass, and decodeFrame(text, true) lets
+ * read the same as latin1, which copies them without V8's UTF-8 pass, and decodeFrameText(text, true) lets
  * the consumer of a big `data` string cut out of them skip its own character check (knownAscii).
  */
 export function isBigAsciiFrame(bytes: Buffer): boolean {
@@ -181,7 +189,7 @@ export function frameText(bytes: Buffer, asciiBytes: boolean): string {
  */
 export function decodeFrameBytes(bytes: Buffer): DecodedFrame {
   const ascii = isBigAsciiFrame(bytes);
-  return decodeFrame(frameText(bytes, ascii), ascii);
+  return decodeFrameText(frameText(bytes, ascii), ascii);
 }
 
 /**

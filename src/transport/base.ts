@@ -6,7 +6,7 @@
 import { ChannelClosedError, FrameTooLargeError, errorMessage } from "../errors.js";
 import { debug, debugEnabled, frameForLog } from "../log.js";
 import type { Channel, ChannelInfo, CloseListener, FrameListener } from "../rpc/channel.js";
-import { type DecodedFrame, type Frame, decodeFrame, encodeFrame, encodeFrameBytes, frameText, isBigAsciiFrame } from "../rpc/frame.js";
+import { type DecodedFrame, type Frame, decodeFrameText, encodeFrame, encodeFrameBytes, frameText, isBigAsciiFrame } from "../rpc/frame.js";
 
 export abstract class BaseChannel implements Channel {
   readonly info: ChannelInfo;
@@ -138,7 +138,7 @@ export abstract class BaseChannel implements Channel {
   private decodeAndEmit(text: string, asciiBytes: boolean): void {
     let decoded;
     try {
-      decoded = decodeFrame(text, asciiBytes);
+      decoded = decodeFrameText(text, asciiBytes);
     } catch (e) {
       debug(this.area, "malformed frame dropped", {
         peer: this.info.peer,
