@@ -21,7 +21,7 @@ import { RpcServer } from "../rpc/server.js";
 import { LoopbackChannel, listenLoopback } from "../transport/loopback.js";
 import type { DeviceConfig } from "./config/schema.js";
 import { ConfigStore } from "./config/store.js";
-import { ConfigValueError, parseSetting } from "./config/values.js";
+import { ConfigValueError, parseSettings } from "./config/values.js";
 import { type ConsoleSink, DeviceConsole, LL_INFO, LL_WARN } from "./console.js";
 import { FsRoot } from "./fsroot.js";
 import { type DeviceIdentity, loadIdentity } from "./identity.js";
@@ -291,7 +291,8 @@ class Agent implements DeviceAgent {
     if (this.options.id !== undefined) settings.push(`device.id=${this.options.id}`);
     if (settings.length === 0) return;
     try {
-      for (const s of settings) await this.store.set(parseSetting(s));
+      // one diff, so the store reads its lower layers once, not once per setting
+      await this.store.set(parseSettings(settings));
     } catch (e) {
       if (e instanceof ConfigValueError) throw new UsageError(`--set: ${e.message}`);
       throw e;

@@ -4,7 +4,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startDevice } from "../../src/device/agent.js";
-import { parseSetting, expandMacPlaceholders } from "../../src/device/config/values.js";
+import { parseSetting, parseSettings, expandMacPlaceholders } from "../../src/device/config/values.js";
 import { UsageError } from "../../src/errors.js";
 import { type TestDevice, deviceError, startTestDevice, tempDir } from "./helpers.js";
 
@@ -111,6 +111,13 @@ describe("device config across boots", () => {
     assert.throws(() => parseSetting("mqtt.enable=maybe"), /expected true or false/);
     assert.throws(() => parseSetting("no.key=1"), /unknown config key/);
     assert.throws(() => parseSetting("mqtt=1"), /section/);
+    // --set settings become one diff: sections merged, a later setting of the same key wins
+    assert.deepEqual(parseSettings(["mqtt.enable=true", "mqtt.server=a:1", "device.id=x", "mqtt.server=b:2", "mqtt.keep_alive=7"]), {
+      mqtt: { enable: true, server: "b:2", keep_alive: 7 },
+      device: { id: "x" },
+    });
+    assert.deepEqual(parseSettings([]), {});
+    assert.throws(() => parseSettings(["mqtt.enable=true", "mqtt.enable=maybe"]), /expected true or false/);
     await assert.rejects(startDevice({ dir, httpListen: "off", set: ["mqtt.keep_alive=abc"] }), UsageError);
   });
 

@@ -228,4 +228,23 @@ export function parseSetting(setting: string): Obj {
   return nestAt(key, value) as Obj;
 }
 
+/**
+ * `KEY=VALUE` settings as one config diff: each read as parseSetting reads it, a later setting of the same
+ * key winning, so applying the diff once equals applying the settings one after another.
+ */
+export function parseSettings(settings: readonly string[]): Obj {
+  const diff: Obj = {};
+  for (const s of settings) mergeInto(diff, parseSetting(s));
+  return diff;
+}
+
+/** Merge a diff into another: sections merged key by key, values replaced. */
+function mergeInto(into: Obj, from: Obj): void {
+  for (const [k, v] of Object.entries(from)) {
+    const cur = into[k];
+    if (isObj(v) && isObj(cur)) mergeInto(cur, v);
+    else into[k] = v;
+  }
+}
+
 export { CONFIG_SCHEMA };
