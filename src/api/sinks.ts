@@ -53,7 +53,11 @@ async function hashResumedPrefix(handle: FileHandle, length: number, order: InOr
 
 /** What the sinks share: what arrives is hashed in offset order (InOrder), big transfers on the hashing thread. */
 abstract class HashedSink {
-  protected order = new InOrder();
+  protected order: InOrder;
+
+  constructor(order = new InOrder()) {
+    this.order = order;
+  }
 
   expectSize(size: number): void {
     this.order.expect(size);
@@ -72,12 +76,11 @@ export class FileSink extends HashedSink implements GetSink {
 
   /** `order`: what is written, hashed in offset order from 0 (a resumed prefix first). */
   private constructor(path: string, handle: FileHandle, start: number, order: InOrder) {
-    super();
+    super(order);
     this.path = path;
     this.partPath = path + ".part";
     this.handle = handle;
     this.startAt = start;
-    this.order = order;
   }
 
   /** Open `<path>.part`; with `resume` (default true) keep what it holds and continue after it. */
@@ -183,7 +186,6 @@ export class OrderedStreamSink extends HashedSink implements GetSink {
   async finish(size: number): Promise<void> {
     if (!this.order.complete(size)) throw new IoError(`stream got ${this.order.next} of ${size} bytes in order`);
   }
-
 }
 
 /**

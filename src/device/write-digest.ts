@@ -108,15 +108,11 @@ export class WriteDigest {
   sha256(current: Stats): Promise<string> | undefined {
     if (!this.valid || this.writing > 0 || this.held.size > 0 || this.settled === undefined) return undefined;
     if (!same(this.settled, current) || this.hashed !== current.size) return undefined;
-    if (this.hash === undefined) {
-      // asked for before DECIDE_AFTER bytes: a small upload, hashed here
-      this.hash = new Sha256Stream();
-      for (const d of this.first) this.hash.update(d);
-      this.first = [];
-    }
+    // asked for before DECIDE_AFTER bytes: a small upload, hashed here
+    const hash = this.hash ?? this.startHash(new Sha256Stream());
     // a peek: a later chunk (the file grows again) keeps hashing into the same stream
     if (this.digest === undefined) {
-      const digest = this.hash.peek();
+      const digest = hash.peek();
       digest.catch(() => {
         if (this.digest === digest) this.giveUp(); // the hashing thread failed: FS.Sha256 reads the file
       });
@@ -132,10 +128,15 @@ export class WriteDigest {
     }
     this.first.push(data);
     this.firstBytes += data.length;
-    if (this.firstBytes < DECIDE_AFTER) return;
-    this.hash = Sha256Stream.big();
-    for (const d of this.first) this.hash.update(d);
+    if (this.firstBytes >= DECIDE_AFTER) this.startHash(Sha256Stream.big());
+  }
+
+  /** Hash into `stream` from now on, starting with the bytes kept in `first`; returns it. */
+  private startHash(stream: Sha256Stream): Sha256Stream {
+    for (const d of this.first) stream.update(d);
     this.first = [];
+    this.hash = stream;
+    return stream;
   }
 
   private add(offset: number, data: Buffer): void {
